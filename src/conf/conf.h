@@ -1,0 +1,106 @@
+/* The configuration: one immutable generation of everything the YAML file
+ * says, validated whole before anything uses it.
+ *
+ * conf_load() reads the file with libfyaml, walks it against the key table
+ * (conf_schema.c: name, type, default, limits, help for every key; the same
+ * table generates docs/configuration.md), resolves names (a route's pool),
+ * and either returns a complete conf_t or reports every error it found as
+ * FILE:LINE:COL: message and returns NULL. A conf_t is never half-built.
+ *
+ * Ownership: a conf_t and everything it points to is one allocation family
+ * freed by conf_unref() when the last reference goes (workers hold one each
+ * while they use the generation; hot reload swaps generations). After
+ * conf_load() returns, a conf_t is read-only and may be shared by threads. */
+#ifndef SURETY_CONF_CONF_H
+#define SURETY_CONF_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/sock.h"
+
+typedef enum {
+    CONF_BALANCE_ROUND_ROBIN, /* smooth weighted round-robin */
+} conf_balance_t;
+
+typedef enum {
+    CONF_CLIENT_IP_TRUNCATE, /* /24 for IPv4, /48 for IPv6 (default) */
+    CONF_CLIENT_IP_HASH,     /* keyed hash: stable per address, not reversible */
+    CONF_CLIENT_IP_FULL,
+} conf_client_ip_t;
+
+typedef struct {
+    char *address; /* as written: "127.0.0.1:9001" */
+    sock_addr_t addr;
+    unsigned weight; /* 1..1000, default 1 */
+} conf_server_t;
+
+typedef struct {
+    char *name;
+    conf_server_t *servers;
+    size_t nservers; /* >= 1 */
+    conf_balance_t balance;
+    uint64_t connect_timeout_ms;   /* timeouts.connect, default 3s */
+    uint64_t response_timeout_ms;  /* timeouts.response: request sent -> response head, 30s */
+    uint64_t keepalive_timeout_ms; /* timeouts.keepalive: idle upstream connection, 60s */
+    unsigned keepalive_max;        /* keepalive: idle connections kept per server per worker, 32 */
+} conf_pool_t;
+
+typedef struct {
+    char *name;         /* name: ..., default "<index>" within its listener */
+    char *host;         /* NULL: any host; "*.example.com": suffix; else exact; lower case */
+    char *path;         /* path prefix; NULL: any */
+    size_t pool;        /* index into conf_t.pools */
+} conf_route_t;
+
+typedef struct {
+    char *name;
+    char *listen; /* as written */
+    sock_addr_t addr;
+    uint64_t header_timeout_ms; /* timeouts.header: first byte to end of head, default 10s */
+    uint64_t idle_timeout_ms;   /* timeouts.idle: keep-alive wait between requests, 60s */
+    uint64_t client_timeout_ms; /* timeouts.client: client inactivity mid-request, 60s */
+    size_t max_uri;             /* limits.uri: request-line bytes, 8k (414) */
+    size_t max_headers;         /* limits.headers: field count, 100 (431) */
+    size_t max_header_bytes;    /* limits.header_bytes: whole head, 32k (431) */
+    conf_route_t *routes;
+    size_t nroutes; /* >= 1 */
+} conf_listener_t;
+
+typedef struct conf {
+    char *path;        /* the file this generation came from */
+    unsigned workers;  /* resolved: "auto" is the number of online CPUs */
+    bool admin_enabled;
+    char *admin_listen;
+    sock_addr_t admin_addr;
+    char *access_log;  /* path, "-" for stdout, NULL when "off" */
+    conf_client_ip_t client_ip;
+    bool log_query;    /* log.query: keep the query string in the access log; false */
+    uint64_t drain_timeout_ms;  /* drain_timeout: SIGTERM waits this long for in-flight, 30s */
+    unsigned max_connections;   /* max_connections: client connections per worker, 10000 */
+    size_t buffer_size;         /* buffer_size: per direction per connection, 16k */
+    conf_listener_t *listeners;
+    size_t nlisteners;
+    conf_pool_t *pools;
+    size_t npools;
+
+    /* private */
+    int refs;
+    void *arena;
+} conf_t;
+
+/* Loads and validates path. On success returns a conf_t with one reference.
+ * On failure writes each error as "FILE:LINE:COL: message\n" to errs (in
+ * document order) and returns NULL. Never prints anything else. */
+conf_t *conf_load(const char *path, FILE *errs);
+/* Same, from memory; name is what the diagnostics call the file. */
+conf_t *conf_load_string(const char *name, const char *text, size_t len, FILE *errs);
+conf_t *conf_ref(conf_t *c);
+void conf_unref(conf_t *c); /* accepts NULL */
+
+/* Writes docs/configuration.md (Markdown) from the key table. */
+void conf_doc_write(FILE *out);
+
+#endif

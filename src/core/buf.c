@@ -1,0 +1,112 @@
+/* Bounded byte buffers: see buf.h. */
+#include "core/buf.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int buf_alloc(buf_t *b)
+{
+    if (b->data)
+        return 0;
+    b->data = malloc(b->cap);
+    if (!b->data)
+        return -ENOMEM;
+    b->head = b->tail = 0;
+    return 0;
+}
+
+void buf_release(buf_t *b)
+{
+    assert(buf_len(b) == 0);
+    buf_deinit(b);
+}
+
+void buf_deinit(buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->head = b->tail = 0;
+}
+
+void buf_consume(buf_t *b, size_t n)
+{
+    assert(n <= buf_len(b));
+    b->head += n;
+    if (b->head == b->tail)
+        b->head = b->tail = 0;
+}
+
+void buf_compact(buf_t *b)
+{
+    if (b->head == 0)
+        return;
+    size_t n = buf_len(b);
+    if (n)
+        memmove(b->data, b->data + b->head, n);
+    b->head = 0;
+    b->tail = n;
+}
+
+int buf_append(buf_t *b, const void *p, size_t n)
+{
+    if (buf_alloc(b) < 0)
+        return -ENOMEM;
+    if (n > buf_free_space(b))
+        return -ENOSPC;
+    if (n > buf_room(b))
+        buf_compact(b);
+    memcpy(b->data + b->tail, p, n);
+    b->tail += n;
+    return 0;
+}
+
+int buf_appendf(buf_t *b, const char *fmt, ...)
+{
+    if (buf_alloc(b) < 0)
+        return -ENOMEM;
+    buf_compact(b);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->data + b->tail, b->cap - b->tail, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= b->cap - b->tail)
+        return -ENOSPC;
+    b->tail += (size_t)n;
+    return 0;
+}
+
+ssize_t buf_read_fd(buf_t *b, int fd)
+{
+    if (buf_alloc(b) < 0)
+        return -ENOMEM;
+    if (buf_room(b) == 0)
+        buf_compact(b);
+    if (buf_room(b) == 0)
+        return -ENOSPC;
+    ssize_t n;
+    do
+        n = read(fd, b->data + b->tail, buf_room(b));
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    b->tail += (size_t)n;
+    return n;
+}
+
+ssize_t buf_write_fd(buf_t *b, int fd)
+{
+    if (buf_len(b) == 0)
+        return 0;
+    ssize_t n;
+    do
+        n = send(fd, buf_rptr(b), buf_len(b), MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    buf_consume(b, (size_t)n);
+    return n;
+}
