@@ -2,10 +2,18 @@
  * says, validated whole before anything uses it.
  *
  * conf_load() reads the file with libfyaml, walks it against the key table
- * (conf_schema.c: name, type, default, limits, help for every key; the same
+ * (schema.c: name, type, default, limits, help for every key; the same
  * table generates docs/configuration.md), resolves names (a route's pool),
  * and either returns a complete conf_t or reports every error it found as
  * FILE:LINE:COL: message and returns NULL. A conf_t is never half-built.
+ *
+ * Diagnostics: one line per error, "FILE:LINE:COL: message\n", LINE and COL
+ * 1-based and pointing at the offending key or value (a missing key: at the
+ * key of the map that lacks it), sorted in document order. An error about
+ * the file as a whole, which has no position, is "FILE: message\n": the
+ * file cannot be read ("FILE: cannot read: No such file or directory") or
+ * is larger than 16 MiB. After 1000 errors the rest are counted in one
+ * last "FILE: N more errors not shown" line.
  *
  * Ownership: a conf_t and everything it points to is one allocation family
  * freed by conf_unref() when the last reference goes (workers hold one each
@@ -102,5 +110,27 @@ void conf_unref(conf_t *c); /* accepts NULL */
 
 /* Writes docs/configuration.md (Markdown) from the key table. */
 void conf_doc_write(FILE *out);
+
+/* The value syntaxes of the configuration, for anything else that takes
+ * such values (command-line flags, the admin API). Each returns 0 and sets
+ * *ret, or -EINVAL (not that syntax) or -ERANGE (does not fit); *ret is
+ * untouched on failure. Text is a view: it need not be NUL-terminated. */
+
+/* "0" or a whole number and one unit: ms s m h d. "250ms", "2s", "30d". */
+int conf_duration_parse(const char *s, size_t len, uint64_t *ret_ms);
+/* Bytes, a whole number with an optional k m g (or K M G), powers of 1024:
+ * "512", "16k", "8m", "1g". */
+int conf_size_parse(const char *s, size_t len, uint64_t *ret_bytes);
+/* "99.9%": 0% to 100% with at most 4 decimals, in parts per million
+ * (100% is 1000000, 99.9% is 999000). */
+int conf_percent_parse(const char *s, size_t len, uint32_t *ret_ppm);
+
+/* A rate: count events per per_ms milliseconds. */
+typedef struct {
+    uint64_t count;
+    uint64_t per_ms;
+} conf_rate_t;
+/* A whole number, '/', and one unit s m h: "100/s", "6000/m". */
+int conf_rate_parse(const char *s, size_t len, conf_rate_t *ret);
 
 #endif

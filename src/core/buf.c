@@ -69,14 +69,34 @@ int buf_appendf(buf_t *b, const char *fmt, ...)
     if (buf_alloc(b) < 0)
         return -ENOMEM;
     buf_compact(b);
-    va_list ap;
+    size_t room = b->cap - b->tail;
+    va_list ap, again;
     va_start(ap, fmt);
-    int n = vsnprintf(b->data + b->tail, b->cap - b->tail, fmt, ap);
+    va_copy(again, ap);
+    int n = vsnprintf(b->data + b->tail, room, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= b->cap - b->tail)
-        return -ENOSPC;
-    b->tail += (size_t)n;
-    return 0;
+    int err = 0;
+    if (n < 0) {
+        err = -EINVAL;
+    } else if ((size_t)n < room) {
+        b->tail += (size_t)n;
+    } else if ((size_t)n == room) {
+        /* It fits exactly, but vsnprintf kept the last byte for its NUL:
+         * format again where there is room for one, then copy. */
+        char *tmp = malloc((size_t)n + 1);
+        if (!tmp) {
+            err = -ENOMEM;
+        } else {
+            vsnprintf(tmp, (size_t)n + 1, fmt, again);
+            memcpy(b->data + b->tail, tmp, (size_t)n);
+            b->tail += (size_t)n;
+            free(tmp);
+        }
+    } else {
+        err = -ENOSPC;
+    }
+    va_end(again);
+    return err;
 }
 
 ssize_t buf_read_fd(buf_t *b, int fd)
@@ -102,9 +122,13 @@ ssize_t buf_write_fd(buf_t *b, int fd)
     if (buf_len(b) == 0)
         return 0;
     ssize_t n;
-    do
+    /* send() for MSG_NOSIGNAL (EPIPE instead of SIGPIPE on sockets); write()
+     * for pipes and files, on which send() fails with ENOTSOCK. */
+    do {
         n = send(fd, buf_rptr(b), buf_len(b), MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
+        if (n < 0 && errno == ENOTSOCK)
+            n = write(fd, buf_rptr(b), buf_len(b));
+    } while (n < 0 && errno == EINTR);
     if (n < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     buf_consume(b, (size_t)n);

@@ -1,5 +1,7 @@
 /* Socket helpers: see sock.h. */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* accept4, memrchr; meson passes -D_GNU_SOURCE */
+#endif
 #include "core/sock.h"
 
 #include <arpa/inet.h>
@@ -17,7 +19,9 @@ int sock_addr_parse(const char *text, size_t len, sock_addr_t *ret)
     sock_addr_t a;
     memset(&a, 0, sizeof(a));
 
-    if (len == 0 || len >= sizeof(host))
+    /* !text also tells GCC that text is not NULL past here: under UBSan it
+     * otherwise warns (-Wnonnull, an error with -Werror) about memrchr. */
+    if (!text || len == 0 || len >= sizeof(host))
         return -EINVAL;
     if (text[0] == '[') {
         const char *end = memchr(text, ']', len);

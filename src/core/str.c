@@ -66,7 +66,8 @@ int str_to_u64(str_t s, unsigned long long max, unsigned long long *ret)
         unsigned d = (unsigned char)s.p[i] - '0';
         if (d > 9)
             return -EINVAL;
-        if (v > (max - d) / 10)
+        /* d > max first: max - d would wrap and let "7" pass a max of 5. */
+        if (d > max || v > (max - d) / 10)
             return -ERANGE;
         v = v * 10 + d;
     }

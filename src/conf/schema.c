@@ -1,0 +1,246 @@
+/* The key table: every configuration key with its type, default, limits,
+ * where it is stored and its help text (STYLE 4). It is the single source
+ * of truth: walk.c applies it (defaults included, parsed from the text
+ * written here), doc.c turns it into docs/configuration.md, and a unit test
+ * checks that every default and limit here parses. To add a key: add its
+ * field to conf.h, a row here, regenerate the docs
+ * (scripts/gen-config-doc.sh), and test it in tests/unit/test_conf.c. */
+#include "conf/conf_int.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#define FIELD(T, f) .off = offsetof(T, f), .size = sizeof(((T *)0)->f)
+#define ADDRESS(T, text, addr) FIELD(T, text), .off2 = offsetof(T, addr)
+#define ARRAY(T, arr, count, E)                                                                    \
+    .off = offsetof(T, arr), .off2 = offsetof(T, count), .elem_size = sizeof(E),                   \
+    .name_off = offsetof(E, name)
+#define LATER(n, what)                                                                             \
+    {                                                                                              \
+        .name = n, .type = CONF_T_LATER, .help = what                                              \
+    }
+
+const conf_type_info_t conf_type_info[CONF_T_COUNT_] = {
+    [CONF_T_MAP] = {"map", "a map of keys"},
+    [CONF_T_NAMED] = {"map of names", "a map of names to their settings"},
+    [CONF_T_LIST] = {"list", "a list"},
+    [CONF_T_INT] = {"integer", "an integer"},
+    [CONF_T_BOOL] = {"boolean", "true or false"},
+    [CONF_T_ENUM] = {"one of", "one of"},
+    [CONF_T_STRING] = {"string", "a string"},
+    [CONF_T_DURATION] = {"duration", "a duration like 2s or 250ms"},
+    [CONF_T_SIZE] = {"size", "a size like 512, 16k or 8m"},
+    [CONF_T_PERCENT] = {"percentage", "a percentage like 99.9%"},
+    [CONF_T_RATE] = {"rate", "a rate like 100/s or 6000/m"},
+    [CONF_T_ADDRESS] = {"address", "an address like 127.0.0.1:8080, [::1]:8080 or :8080"},
+    [CONF_T_REF] = {"name", "a name"},
+    [CONF_T_LATER] = {"not supported yet", "nothing"},
+};
+
+static const char *const client_ip_values[] = {"truncate", "hash", "full", NULL};
+static const char *const balance_values[] = {"round-robin", NULL};
+static const char *const balance_later[] = {"least-conn", "p2c-ewma", "hash", NULL};
+
+static const conf_key_t admin_keys[] = {
+    {.name = "listen", .type = CONF_T_ADDRESS, .flags = CONF_F_OFF, .def = "127.0.0.1:9090",
+     ADDRESS(conf_t, admin_listen, admin_addr),
+     .help = "Address of the admin listener (metrics at /metrics, health at /healthz, the API "
+             "under /api/v1/), or `off` for none. Keep it on loopback or a management network: "
+             "it is not meant for the public."},
+    {0},
+};
+
+static const conf_key_t log_keys[] = {
+    {.name = "access", .type = CONF_T_STRING, .flags = CONF_F_OFF, .def = "-",
+     FIELD(conf_t, access_log),
+     .help = "Where the access log goes, one JSON object per line: a file path, `-` for "
+             "standard output, or `off` for no access log."},
+    {.name = "client_ip", .type = CONF_T_ENUM, .def = "truncate", .values = client_ip_values,
+     FIELD(conf_t, client_ip),
+     .help = "How client addresses are written to the access log: `truncate` keeps the network "
+             "only (/24 for IPv4, /48 for IPv6), `hash` writes a keyed hash that is stable per "
+             "address but cannot be reversed, `full` writes the address as it is."},
+    {.name = "query", .type = CONF_T_BOOL, .def = "false", FIELD(conf_t, log_query),
+     .help = "Keep the query string of request URIs in the access log. Off by default: query "
+             "strings often carry personal data or secrets."},
+    {0},
+};
+
+static const conf_key_t listener_timeout_keys[] = {
+    {.name = "header", .type = CONF_T_DURATION, .def = "10s", .min = "1ms", .max = "1d",
+     FIELD(conf_listener_t, header_timeout_ms),
+     .help = "Longest time from a request's first byte to the end of its head; a slower "
+             "client gets 408 and is closed."},
+    {.name = "idle", .type = CONF_T_DURATION, .def = "60s", .min = "1ms", .max = "1d",
+     FIELD(conf_listener_t, idle_timeout_ms),
+     .help = "How long a keep-alive client connection may wait for its next request."},
+    {.name = "client", .type = CONF_T_DURATION, .def = "60s", .min = "1ms", .max = "1d",
+     FIELD(conf_listener_t, client_timeout_ms),
+     .help = "Longest client inactivity in the middle of a request or response (a stalled "
+             "body upload or download)."},
+    {0},
+};
+
+static const conf_key_t listener_limit_keys[] = {
+    {.name = "uri", .type = CONF_T_SIZE, .def = "8k", .min = "256", .max = "1m",
+     FIELD(conf_listener_t, max_uri),
+     .help = "Longest request line; a longer one gets 414."},
+    {.name = "headers", .type = CONF_T_INT, .def = "100", .min = "1", .max = "1000",
+     FIELD(conf_listener_t, max_headers),
+     .help = "Most header fields in a request; more gets 431."},
+    {.name = "header_bytes", .type = CONF_T_SIZE, .def = "32k", .min = "1k", .max = "1m",
+     FIELD(conf_listener_t, max_header_bytes),
+     .help = "Largest request head (request line and header fields); a larger one gets 431. "
+             "Must be at least `limits.uri`."},
+    {0},
+};
+
+static const conf_key_t route_keys[] = {
+    {.name = "name", .type = CONF_T_STRING, .flags = CONF_F_INDEX_NAME, FIELD(conf_route_t, name),
+     .check = conf_check_name, .doc_example = "api",
+     .help = "Name of the route in metrics and logs: 1 to 64 of `A-Z a-z 0-9 _ . -`, unique "
+             "within its listener."},
+    {.name = "host", .type = CONF_T_STRING, FIELD(conf_route_t, host), .check = conf_check_host,
+     .doc_example = "api.example.com",
+     .help = "Match requests for this host name only: an exact name (`api.example.com`) or a "
+             "suffix (`*.example.com`, which matches `a.example.com` but not `example.com`). "
+             "Letters, digits, `.` and `-`; compared without case; no port. Without it, any "
+             "host matches."},
+    {.name = "path", .type = CONF_T_STRING, FIELD(conf_route_t, path), .check = conf_check_path,
+     .doc_example = "/v1/",
+     .help = "Match requests whose path starts with this prefix; it must start with `/`. "
+             "Without it, any path matches."},
+    {.name = "pool", .type = CONF_T_REF, .flags = CONF_F_REQUIRED, .ref = "pools",
+     FIELD(conf_route_t, pool), .doc_example = "api",
+     .help = "The pool (a key of `pools`) that serves the requests this route matches."},
+    {0},
+};
+
+static const conf_key_t listener_keys[] = {
+    {.name = "listen", .type = CONF_T_ADDRESS, .flags = CONF_F_REQUIRED,
+     ADDRESS(conf_listener_t, listen, addr), .doc_example = "0.0.0.0:8080",
+     .help = "Address to accept client connections on. Two listeners, or a listener and "
+             "`admin.listen`, cannot share an address (`0.0.0.0` overlaps every IPv4 address "
+             "on the same port)."},
+    {.name = "timeouts", .type = CONF_T_MAP, .sub = listener_timeout_keys,
+     .help = "Client-side timeouts."},
+    {.name = "limits", .type = CONF_T_MAP, .sub = listener_limit_keys,
+     .help = "Limits on the size of request heads."},
+    {.name = "routes", .type = CONF_T_LIST, .flags = CONF_F_REQUIRED, .min = "1", .max = "1000",
+     .sub = route_keys, .noun = "route", ARRAY(conf_listener_t, routes, nroutes, conf_route_t),
+     .help = "Routes, tried in order; the first whose `host` and `path` both match serves the "
+             "request. A route with neither matches everything, so it belongs last. A request "
+             "that no route matches gets 404."},
+    LATER("tls", "TLS termination (certificates, SNI)."),
+    LATER("shield", "The security policy of the listener."),
+    {0},
+};
+
+static const conf_key_t server_keys[] = {
+    {.name = "address", .type = CONF_T_ADDRESS, .flags = CONF_F_REQUIRED,
+     ADDRESS(conf_server_t, address, addr), .doc_example = "127.0.0.1:9001",
+     .help = "Address of the server; unique within its pool. A list item that is just an "
+             "address is the same as a map with only `address`."},
+    {.name = "weight", .type = CONF_T_INT, .def = "1", .min = "1", .max = "1000",
+     FIELD(conf_server_t, weight),
+     .help = "Share of the requests relative to the pool's other servers: a server of weight 3 "
+             "gets three times as many as one of weight 1."},
+    {0},
+};
+
+static const conf_key_t pool_timeout_keys[] = {
+    {.name = "connect", .type = CONF_T_DURATION, .def = "3s", .min = "1ms", .max = "1h",
+     FIELD(conf_pool_t, connect_timeout_ms),
+     .help = "Longest wait for a connection to a server to be established."},
+    {.name = "response", .type = CONF_T_DURATION, .def = "30s", .min = "1ms", .max = "1d",
+     FIELD(conf_pool_t, response_timeout_ms),
+     .help = "Longest wait from the end of sending a request to the server until the head of "
+             "its response; the client then gets 504."},
+    {.name = "keepalive", .type = CONF_T_DURATION, .def = "60s", .min = "1ms", .max = "1d",
+     FIELD(conf_pool_t, keepalive_timeout_ms),
+     .help = "How long an idle connection to a server is kept for reuse. Keep it below the "
+             "server's own keep-alive timeout, so the server does not close it first."},
+    {0},
+};
+
+static const conf_key_t pool_keys[] = {
+    {.name = "balance", .type = CONF_T_ENUM, .def = "round-robin", .values = balance_values,
+     .later = balance_later, FIELD(conf_pool_t, balance),
+     .help = "How requests are spread over the servers: `round-robin` is smooth weighted "
+             "round-robin (weights are respected at every scale, without bursts)."},
+    {.name = "servers", .type = CONF_T_LIST, .flags = CONF_F_REQUIRED, .min = "1", .max = "1000",
+     .sub = server_keys, .noun = "server", .shorthand = "address",
+     ARRAY(conf_pool_t, servers, nservers, conf_server_t),
+     .help = "The servers of the pool: each an address, or a map with `address` and `weight`."},
+    {.name = "timeouts", .type = CONF_T_MAP, .sub = pool_timeout_keys,
+     .help = "Server-side timeouts."},
+    {.name = "keepalive", .type = CONF_T_INT, .def = "32", .min = "0", .max = "10000",
+     FIELD(conf_pool_t, keepalive_max),
+     .help = "Idle connections kept open per server and per worker, for reuse by later "
+             "requests; 0 opens a new connection for every request."},
+    LATER("hash", "The key of `balance: hash`."),
+    LATER("backup", "A disaster-recovery pool to fail over to."),
+    LATER("failover", "When to fail over to the backup pool and back."),
+    LATER("health", "Active health checks."),
+    LATER("outlier", "Passive health checks: ejecting servers that keep failing."),
+    LATER("retry", "Retries with a budget."),
+    {0},
+};
+
+static const conf_key_t top_keys[] = {
+    {.name = "workers", .type = CONF_T_INT, .flags = CONF_F_AUTO, .def = "auto", .min = "1",
+     .max = "256", FIELD(conf_t, workers),
+     .help = "Number of worker threads, each with its own event loop and its own listening "
+             "sockets. `auto` is one per online CPU (at most 256)."},
+    {.name = "max_connections", .type = CONF_T_INT, .def = "10000", .min = "1",
+     .max = "1000000", FIELD(conf_t, max_connections),
+     .help = "Most client connections per worker; past it, new connections wait in the "
+             "kernel's accept queue."},
+    {.name = "buffer_size", .type = CONF_T_SIZE, .def = "16k", .min = "1k", .max = "1m",
+     FIELD(conf_t, buffer_size),
+     .help = "Size of the buffer for each direction of each connection (client to server, "
+             "server to client); memory use grows with it times `max_connections`."},
+    {.name = "drain_timeout", .type = CONF_T_DURATION, .def = "30s", .min = "0", .max = "1h",
+     FIELD(conf_t, drain_timeout_ms),
+     .help = "On SIGTERM, how long in-flight requests may take to finish before Surety stops "
+             "anyway; 0 stops at once."},
+    {.name = "admin", .type = CONF_T_MAP, .sub = admin_keys,
+     .help = "The admin listener: metrics, health and the API."},
+    {.name = "log", .type = CONF_T_MAP, .sub = log_keys, .help = "The access log."},
+    {.name = "listeners", .type = CONF_T_NAMED, .flags = CONF_F_REQUIRED, .min = "1",
+     .max = "1000", .sub = listener_keys, .noun = "listener", .check = conf_check_name,
+     .finish = conf_finish_listener, ARRAY(conf_t, listeners, nlisteners, conf_listener_t),
+     .doc_example = "web",
+     .help = "Where clients connect, each under a name of 1 to 64 of `A-Z a-z 0-9 _ . -`. At "
+             "least one is required."},
+    {.name = "pools", .type = CONF_T_NAMED, .max = "10000", .sub = pool_keys, .noun = "pool",
+     .check = conf_check_name, .finish = conf_finish_pool,
+     ARRAY(conf_t, pools, npools, conf_pool_t), .doc_example = "site",
+     .help = "Groups of servers that routes send requests to, each under a name of 1 to 64 of "
+             "`A-Z a-z 0-9 _ . -`."},
+    LATER("tls", "TLS settings shared by listeners."),
+    LATER("shield", "Security policies: address lists, connection and rate limits, the WAF, "
+                    "bans."),
+    LATER("store", "The embedded store for events, reports and the service desk."),
+    LATER("monitors", "Active probes of the service."),
+    LATER("objectives", "Service level objectives and their error budgets."),
+    LATER("alerts", "Where alerts are sent."),
+    LATER("maintenance", "Planned maintenance windows."),
+    {0},
+};
+
+const conf_key_t conf_root = {
+    .name = "",
+    .type = CONF_T_MAP,
+    .sub = top_keys,
+    .finish = conf_finish_root,
+    .help = "The configuration file.",
+};
+
+const conf_key_t *conf_key_find(const conf_key_t *keys, const char *name, size_t len)
+{
+    for (const conf_key_t *k = keys; k->name; k++)
+        if (strlen(k->name) == len && memcmp(k->name, name, len) == 0)
+            return k;
+    return NULL;
+}

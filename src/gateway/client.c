@@ -1,0 +1,891 @@
+/* The proxy state machine of one client connection.
+ *
+ * A connection carries one transaction at a time: read a request head, pick a
+ * route and a server, send the rewritten head and stream the request body to
+ * the server, read the response head, stream the response body back, then
+ * either wait for the next request (pipelined bytes may already be in the
+ * buffer: they are answered in order because nothing is read ahead) or close.
+ *
+ * Everything is driven by client_run(), which performs every I/O step that
+ * can progress until none can (edge-triggered readiness is remembered in the
+ * readable/writable flags and cleared on -EAGAIN or a short read). Bodies are
+ * never copied: bytes go from one side's input buffer straight to the other
+ * side's socket, so memory per connection is the two input buffers plus, for
+ * the moment a head is in flight, the head buffers; reading stops while a
+ * buffer is full, which is the backpressure.
+ *
+ * Runs on the worker thread that accepted the connection; never blocks. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "gateway/head.h"
+#include "gateway/route.h"
+#include "gateway/worker.h"
+
+enum { IDLE = 0, PROGRESS = 1, CLOSED = -1 };
+
+static void client_io_cb(loop_t *loop, loop_io_t *io, uint32_t ev);
+static void client_timer_cb(loop_t *loop, loop_timer_t *t);
+static bool request_sent(const client_t *c);
+
+static const conf_listener_t *lconf(const client_t *c)
+{
+    return &c->w->conf->listeners[c->l->index];
+}
+
+static stats_listener_t *lstats(const client_t *c)
+{
+    return &c->w->stats->listeners[c->l->index];
+}
+
+/* ---- connection lifecycle ------------------------------------------------ */
+
+void client_accept(worker_t *w, listener_t *l, int fd, const sock_addr_t *peer)
+{
+    client_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->w = w;
+    c->l = l;
+    c->peer = *peer;
+    c->state = CL_HEAD;
+    c->tx.route = -1;
+    buf_init(&c->in, w->client_in_cap[l->index]);
+    buf_init(&c->out, w->client_out_cap);
+    loop_timer_init(&c->timer, client_timer_cb);
+    list_init(&c->link);
+    if (loop_io_add(w->loop, &c->io, fd, client_io_cb) < 0) {
+        close(fd);
+        free(c);
+        return;
+    }
+    sock_set_nodelay(fd);
+    list_insert_head(&w->clients, &c->link);
+    w->nclients++;
+    STAT_INC(lstats(c)->conns_total);
+    STAT_INC(lstats(c)->conns_open);
+    STAT_INC(lstats(c)->conns_idle);
+    c->idle_counted = true;
+    loop_timer_start(w->loop, &c->timer, lconf(c)->header_timeout_ms);
+}
+
+static void set_idle(client_t *c, bool idle)
+{
+    if (c->idle_counted == idle)
+        return;
+    c->idle_counted = idle;
+    if (idle)
+        STAT_INC(lstats(c)->conns_idle);
+    else
+        STAT_DEC(lstats(c)->conns_idle);
+}
+
+void client_close(client_t *c)
+{
+    worker_t *w = c->w;
+    if (c->up) {
+        upstream_close(c->up);
+        c->up = NULL;
+    }
+    set_idle(c, false);
+    STAT_DEC(lstats(c)->conns_open);
+    loop_timer_stop(w->loop, &c->timer);
+    loop_io_del(w->loop, &c->io);
+    close(c->io.fd);
+    buf_deinit(&c->in);
+    buf_deinit(&c->out);
+    list_remove(&c->link);
+    free(c);
+    worker_client_closed(w);
+}
+
+/* ---- transactions ------------------------------------------------------- */
+
+static void body_init(body_t *b, http_body_kind_t kind, uint64_t length, size_t max_trailer)
+{
+    b->kind = kind;
+    b->remaining = length;
+    b->pending = 0;
+    b->done = kind == HTTP_BODY_NONE || (kind == HTTP_BODY_LENGTH && length == 0);
+    if (kind == HTTP_BODY_CHUNKED)
+        http_chunked_init(&b->chunked, 4096, max_trailer);
+}
+
+/* Classifies the bytes of src after the pending ones as body (pending grows)
+ * or as the start of the next message (left alone). 0, or -EBADMSG. */
+static int body_classify(body_t *b, const buf_t *src, http_reject_t *ret_reason)
+{
+    size_t avail = buf_len(src) - b->pending;
+    if (b->done || avail == 0)
+        return 0;
+    const char *p = buf_rptr(src) + b->pending;
+    size_t used = 0;
+    switch (b->kind) {
+    case HTTP_BODY_LENGTH:
+        used = avail < b->remaining ? avail : (size_t)b->remaining;
+        b->remaining -= used;
+        b->done = b->remaining == 0;
+        break;
+    case HTTP_BODY_CHUNKED: {
+        int r = http_chunked_scan(&b->chunked, p, avail, &used, ret_reason);
+        if (r == -EBADMSG)
+            return r;
+        b->done = r == 0;
+        break;
+    }
+    case HTTP_BODY_CLOSE:
+        used = avail;
+        break;
+    case HTTP_BODY_NONE:
+        b->done = true;
+        break;
+    }
+    b->pending += used;
+    return 0;
+}
+
+static bool body_sent(const body_t *b)
+{
+    return b->done && b->pending == 0;
+}
+
+static void tx_reset(client_t *c)
+{
+    c->tx = (typeof(c->tx)){0};
+    c->tx.route = -1;
+}
+
+static void tx_log(client_t *c)
+{
+    const conf_t *conf = c->w->conf;
+    const conf_listener_t *lc = lconf(c);
+    uint64_t dur = (loop_now(c->w->loop) - c->tx.start_ms) * 1000;
+    int status = c->tx.status;
+    stats_listener_t *ls = lstats(c);
+    stats_code_inc(&ls->requests, status);
+    stats_observe_duration(ls, dur);
+    STAT_ADD(ls->bytes_in, c->tx.bytes_in);
+    STAT_ADD(ls->bytes_out, c->tx.bytes_out);
+    access_log_entry_t e = {
+        .wall_ms = loop_wall_ms(c->w->loop),
+        .listener = lc->name,
+        .client = &c->peer,
+        .method = c->tx.method,
+        .path = c->tx.path,
+        .path_len = c->tx.path_len,
+        .status = status,
+        .bytes_in = c->tx.bytes_in,
+        .bytes_out = c->tx.bytes_out,
+        .duration_us = dur,
+        .request_id = c->tx.request_id,
+        .reject = c->tx.reject ? http_reject_name(c->tx.reject) : NULL,
+    };
+    if (c->tx.route >= 0) {
+        const conf_route_t *r = &lc->routes[c->tx.route];
+        e.route = r->name;
+        e.pool = conf->pools[r->pool].name;
+        stats_code_inc(&c->w->stats->routes[c->l->index][c->tx.route], status);
+        if (c->tx.server) {
+            e.server = c->tx.server->label;
+            stats_code_inc(&c->tx.server->stats->requests, status);
+        }
+    }
+    access_log_add(&c->w->alog, &e);
+}
+
+/* Answers with a proxy-made error, then closes once it is written. */
+static int tx_fail(client_t *c, int status)
+{
+    if (c->up) {
+        upstream_close(c->up);
+        c->up = NULL;
+    }
+    if (c->tx.response_started) {
+        /* Part of the real response went out: the only honest end is a cut. */
+        c->tx.status = c->tx.status ? c->tx.status : status;
+        if (!c->tx.tunnel_logged)
+            tx_log(c);
+        client_close(c);
+        return CLOSED;
+    }
+    buf_consume(&c->out, buf_len(&c->out));
+    head_write_error(&c->out, status, c->tx.head_method,
+                     str_from(c->tx.request_id, c->tx.request_id_len));
+    c->tx.status = status;
+    c->tx.response_started = true;
+    tx_log(c);
+    c->state = CL_CLOSING;
+    c->keep_alive = false;
+    loop_timer_start(c->w->loop, &c->timer, lconf(c)->client_timeout_ms);
+    return PROGRESS;
+}
+
+static int tx_reject(client_t *c, http_reject_t reason)
+{
+    STAT_INC(lstats(c)->rejects[reason]);
+    c->tx.reject = reason;
+    if (!c->tx.start_ms)
+        c->tx.start_ms = loop_now(c->w->loop);
+    log_debug("listener %s: rejected request: %s", lconf(c)->name, http_reject_name(reason));
+    return tx_fail(c, http_reject_status(reason));
+}
+
+static void copy_request_info(client_t *c, const http_request_t *req)
+{
+    size_t n = req->method.len < sizeof(c->tx.method) - 1 ? req->method.len
+                                                          : sizeof(c->tx.method) - 1;
+    memcpy(c->tx.method, req->method.p, n);
+    c->tx.method[n] = 0;
+    n = req->target.len < sizeof(c->tx.path) ? req->target.len : sizeof(c->tx.path);
+    memcpy(c->tx.path, req->target.p, n);
+    c->tx.path_len = n;
+    str_t id = head_client_request_id(req);
+    if (id.len) {
+        memcpy(c->tx.request_id, id.p, id.len);
+        c->tx.request_id[id.len] = 0;
+        c->tx.request_id_len = id.len;
+    } else {
+        worker_make_request_id(c->w, c->tx.request_id);
+        c->tx.request_id_len = 32;
+    }
+    c->tx.head_method = str_eq(req->method, STR_LIT("HEAD"));
+}
+
+/* Chooses the server and attaches an upstream connection. */
+static int tx_connect(client_t *c)
+{
+    const conf_listener_t *lc = lconf(c);
+    const conf_route_t *r = &lc->routes[c->tx.route];
+    pool_t *pool = &c->w->pools[r->pool];
+    const conf_pool_t *pc = &c->w->conf->pools[r->pool];
+    int idx = balance_rr_pick(&pool->rr, c->w->weights[r->pool], NULL);
+    if (idx < 0)
+        return tx_fail(c, 503);
+    server_t *srv = &pool->servers[idx];
+    c->tx.server = srv;
+    int err = 0;
+    upstream_t *u = upstream_acquire(c->w, srv, &err);
+    if (!u) {
+        log_warn("pool %s: cannot connect to %s: %s", pc->name, srv->label, strerror(-err));
+        return tx_fail(c, 502);
+    }
+    u->client = c;
+    c->up = u;
+    return PROGRESS;
+}
+
+/* A parsed head: route it, write the server's head, set up both bodies. */
+static int tx_start(client_t *c, http_request_t *req)
+{
+    const conf_listener_t *lc = lconf(c);
+    c->tx.bytes_in += req->head_len;
+    copy_request_info(c, req);
+    c->keep_alive = req->keep_alive && !c->w->draining;
+    c->tx.upgrade = req->upgrade;
+    c->tx.minor = req->minor;
+    body_init(&c->tx.req_body, req->body, req->content_length, lc->max_header_bytes);
+    set_idle(c, false);
+
+    int route = route_match(lc, req->host, req->path);
+    if (route < 0) {
+        buf_consume(&c->in, req->head_len);
+        return tx_fail(c, 404);
+    }
+    c->tx.route = route;
+    int r = tx_connect(c);
+    if (r != PROGRESS || !c->up)
+        return r;
+
+    char ip[SOCK_ADDR_TEXT_MAX];
+    sock_addr_format_ip(&c->peer, ip, sizeof(ip));
+    head_request_ctx_t ctx = {
+        .client_ip = str_cstr(ip),
+        .request_id = str_from(c->tx.request_id, c->tx.request_id_len),
+        .proto = STR_LIT("http"),
+    };
+    if (head_write_request(&c->up->out, req, &ctx) < 0) {
+        buf_consume(&c->in, req->head_len);
+        return tx_reject(c, HTTP_REJECT_HEADERS_TOO_LARGE);
+    }
+    buf_consume(&c->in, req->head_len);
+    c->state = CL_PROXY;
+    loop_timer_start(c->w->loop, &c->timer, lc->client_timeout_ms);
+    if (c->up->state != UP_CONNECTING)
+        loop_timer_start(c->w->loop, &c->up->timer,
+                         c->w->conf->pools[lc->routes[route].pool].response_timeout_ms);
+    return PROGRESS;
+}
+
+/* The response is complete and written: account, recycle, go on. */
+static int tx_finish(client_t *c)
+{
+    bool req_done = request_sent(c);
+    tx_log(c);
+    upstream_release(c->up, c->tx.up_keep_alive && req_done);
+    c->up = NULL;
+    c->requests++;
+    if (!c->keep_alive || !req_done || c->eof) {
+        client_close(c);
+        return CLOSED;
+    }
+    tx_reset(c);
+    c->state = CL_HEAD;
+    c->parsed_len = 0;
+    if (buf_len(&c->in) == 0) {
+        set_idle(c, true);
+        buf_release(&c->in);
+        loop_timer_start(c->w->loop, &c->timer, lconf(c)->idle_timeout_ms);
+    } else {
+        c->tx.start_ms = loop_now(c->w->loop);
+        loop_timer_start(c->w->loop, &c->timer, lconf(c)->header_timeout_ms);
+    }
+    if (buf_len(&c->out) == 0)
+        buf_deinit(&c->out);
+    return PROGRESS;
+}
+
+/* ---- I/O steps ------------------------------------------------------------ */
+
+/* Reads from fd into b when ready and there is room. Returns PROGRESS, IDLE,
+ * or 1 + ... : *ret_eof set on end of stream, *ret_err on error. */
+static int read_some(int fd, buf_t *b, bool *readable, bool *ret_eof, int *ret_err)
+{
+    if (!*readable || *ret_eof)
+        return IDLE;
+    if (b->data && buf_free_space(b) == 0)
+        return IDLE;
+    size_t room_before = b->data ? buf_room(b) : b->cap;
+    ssize_t n = buf_read_fd(b, fd);
+    if (n > 0) {
+        /* A short read drained the socket: the next edge will tell us. */
+        if ((size_t)n < room_before)
+            *readable = false;
+        return PROGRESS;
+    }
+    if (n == 0) {
+        *ret_eof = true;
+        return PROGRESS;
+    }
+    if (n == -EAGAIN) {
+        *readable = false;
+        return IDLE;
+    }
+    *ret_err = (int)n;
+    *ret_eof = true;
+    return PROGRESS;
+}
+
+/* One sendmsg of a[0,alen) then b[0,blen). 0 with *ret_sent, -EAGAIN, -errno.
+ * A partial write means the socket buffer is full: writable is cleared. */
+static int send_iov(int fd, bool *writable, const char *a, size_t alen, const char *b,
+                    size_t blen, size_t *ret_sent)
+{
+    struct iovec iov[2];
+    size_t n = 0;
+    *ret_sent = 0;
+    if (alen)
+        iov[n++] = (struct iovec){(void *)a, alen};
+    if (blen)
+        iov[n++] = (struct iovec){(void *)b, blen};
+    if (n == 0)
+        return 0;
+    if (!*writable)
+        return -EAGAIN;
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n};
+    ssize_t w;
+    do
+        w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) {
+        if (errno == EAGAIN) {
+            *writable = false;
+            return -EAGAIN;
+        }
+        return -errno;
+    }
+    if ((size_t)w < alen + blen)
+        *writable = false;
+    *ret_sent = (size_t)w;
+    return 0;
+}
+
+/* Sends what is left of out, then up to body_len bytes from the front of
+ * body; consumes both. Returns body bytes sent (>= 0), -EAGAIN or -errno. */
+static ssize_t send_out_and_body(int fd, bool *writable, buf_t *out, buf_t *body, size_t body_len,
+                                 bool *ret_progress)
+{
+    size_t hl = buf_len(out), sent;
+    int r = send_iov(fd, writable, hl ? buf_rptr(out) : NULL, hl,
+                     body_len ? buf_rptr(body) : NULL, body_len, &sent);
+    if (r < 0)
+        return r;
+    *ret_progress = sent > 0;
+    size_t from_out = sent < hl ? sent : hl;
+    if (from_out)
+        buf_consume(out, from_out);
+    if (sent > from_out)
+        buf_consume(body, sent - from_out);
+    return (ssize_t)(sent - from_out);
+}
+
+/* CL_HEAD: parse what is buffered, else read more. */
+static int step_head(client_t *c)
+{
+    worker_t *w = c->w;
+    if (buf_len(&c->in) > c->parsed_len) {
+        http_request_t req;
+        http_reject_t reason = HTTP_REJECT_NONE;
+        int r = http_parse_request(&req, buf_rptr(&c->in), buf_len(&c->in), &c->l->limits,
+                                   w->fields, c->l->limits.max_headers, &reason);
+        if (r == 0)
+            return tx_start(c, &req);
+        if (r == -EBADMSG)
+            return tx_reject(c, reason);
+        c->parsed_len = buf_len(&c->in);
+    }
+    if (c->w->draining && buf_len(&c->in) == 0) {
+        client_close(c);
+        return CLOSED;
+    }
+    bool was_empty = buf_len(&c->in) == 0;
+    int err = 0;
+    int r = read_some(c->io.fd, &c->in, &c->readable, &c->eof, &err);
+    if (c->eof) {
+        /* Closing between requests is normal; mid-head it is the client's loss. */
+        client_close(c);
+        return CLOSED;
+    }
+    if (r == IDLE && buf_len(&c->in) == 0 && c->in.data)
+        buf_release(&c->in); /* idle keep-alive connections hold no buffer */
+    if (r == PROGRESS && was_empty && buf_len(&c->in)) {
+        set_idle(c, false);
+        c->tx.start_ms = loop_now(w->loop);
+        if (c->requests > 0)
+            loop_timer_start(w->loop, &c->timer, lconf(c)->header_timeout_ms);
+    }
+    if (r == IDLE && c->in.data && buf_free_space(&c->in) == 0)
+        return tx_reject(c, HTTP_REJECT_HEADERS_TOO_LARGE);
+    return r;
+}
+
+/* The connection to the server failed before the response was complete. A
+ * reused keep-alive connection that the server had closed is retried once on
+ * a fresh one when nothing is lost by it (no body, no response byte). */
+static int upstream_failed(client_t *c, int err)
+{
+    upstream_t *u = c->up;
+    bool replayable = c->tx.req_body.kind == HTTP_BODY_NONE && !c->tx.response_started &&
+                      !c->tx.got_1xx && buf_len(&u->in) == 0;
+    if (u->reused && replayable && !c->tx.retried) {
+        c->tx.retried = true;
+        int e = 0;
+        upstream_t *fresh = upstream_acquire(c->w, u->srv, &e);
+        if (fresh && buf_append(&fresh->out, buf_rptr(&u->out), buf_len(&u->out)) == 0) {
+            upstream_close(u);
+            fresh->client = c;
+            c->up = fresh;
+            c->tx.req_head_sent = 0;
+            return PROGRESS;
+        }
+        upstream_close(fresh);
+    }
+    log_warn("pool %s: server %s failed mid-request: %s",
+             c->w->conf->pools[u->srv->pool].name, u->srv->label,
+             err ? strerror(-err) : "connection closed");
+    return tx_fail(c, 502);
+}
+
+/* Connect completion: the first writability tells. */
+static int step_connect(client_t *c)
+{
+    upstream_t *u = c->up;
+    if (u->state != UP_CONNECTING || !u->writable)
+        return IDLE;
+    int err = sock_error(u->io.fd);
+    if (err) {
+        STAT_INC(u->srv->stats->connect_errors);
+        log_warn("pool %s: cannot connect to %s: %s", c->w->conf->pools[u->srv->pool].name,
+                 u->srv->label, strerror(-err));
+        return tx_fail(c, 502);
+    }
+    u->state = UP_ACTIVE;
+    loop_timer_start(c->w->loop, &u->timer,
+                     c->w->conf->pools[u->srv->pool].response_timeout_ms);
+    return PROGRESS;
+}
+
+/* Request direction: head and body to the server, more body from the client. */
+static int step_request(client_t *c)
+{
+    upstream_t *u = c->up;
+    body_t *b = &c->tx.req_body;
+    int progress = IDLE;
+    http_reject_t reason;
+
+    if (u->state == UP_CONNECTING || c->tx.stop_request)
+        return IDLE;
+    if (body_classify(b, &c->in, &reason) < 0)
+        return tx_reject(c, reason);
+    size_t hl = buf_len(&u->out) - c->tx.req_head_sent;
+    if (hl || b->pending) {
+        size_t sent;
+        int r = send_iov(u->io.fd, &u->writable, buf_rptr(&u->out) + c->tx.req_head_sent, hl,
+                         b->pending ? buf_rptr(&c->in) : NULL, b->pending, &sent);
+        if (r == 0 && sent) {
+            size_t from_head = sent < hl ? sent : hl;
+            c->tx.req_head_sent += from_head;
+            if (sent > from_head) {
+                buf_consume(&c->in, sent - from_head);
+                b->pending -= sent - from_head;
+                c->tx.bytes_in += sent - from_head;
+            }
+            progress = PROGRESS;
+        } else if (r < 0 && r != -EAGAIN) {
+            return upstream_failed(c, r);
+        }
+    }
+    if (!b->done && !c->eof) {
+        int err = 0;
+        int r = read_some(c->io.fd, &c->in, &c->readable, &c->eof, &err);
+        if (r == PROGRESS) {
+            progress = PROGRESS;
+            loop_timer_start(c->w->loop, &c->timer, lconf(c)->client_timeout_ms);
+        }
+        if (c->eof && !b->done) {
+            /* The client gave up mid-body: nothing can complete this request. */
+            client_close(c);
+            return CLOSED;
+        }
+    }
+    return progress;
+}
+
+static bool request_sent(const client_t *c)
+{
+    return body_sent(&c->tx.req_body) && c->tx.req_head_sent == buf_len(&c->up->out);
+}
+
+/* A response head arrived: 1xx is relayed and waited past; a final one is
+ * rewritten into out and its body set up. */
+static int on_response_head(client_t *c, http_response_t *res)
+{
+    upstream_t *u = c->up;
+    str_t reqid = str_from(c->tx.request_id, c->tx.request_id_len);
+    if (res->status < 200 && res->status != 101) {
+        c->tx.got_1xx = true;
+        if (c->tx.minor == 1 && head_write_response(&c->out, res, 1, true, STR_NULL) < 0)
+            return tx_fail(c, 502);
+        buf_consume(&u->in, res->head_len);
+        c->tx.resp_parsed_len = 0;
+        return PROGRESS;
+    }
+    if (res->status == 101 && !c->tx.upgrade)
+        return tx_fail(c, 502);
+    if (!request_sent(c)) {
+        /* The server answered before taking the whole request: stop sending,
+         * and the connection cannot carry another request. */
+        c->tx.stop_request = true;
+        c->keep_alive = false;
+    }
+    if (res->body == HTTP_BODY_CLOSE)
+        c->keep_alive = false;
+    c->tx.up_keep_alive = res->keep_alive;
+    if (head_write_response(&c->out, res, c->tx.minor, c->keep_alive, reqid) < 0)
+        return tx_fail(c, 502);
+    c->tx.status = res->status;
+    c->tx.response_started = true;
+    buf_consume(&u->in, res->head_len);
+    body_init(&c->tx.resp_body, res->body, res->content_length, u->in.cap);
+    if (res->status == 101) {
+        c->state = CL_TUNNEL;
+        tx_log(c);
+        c->tx.tunnel_logged = true;
+        loop_timer_stop(c->w->loop, &u->timer);
+    }
+    return PROGRESS;
+}
+
+/* Response direction: read from the server, parse the head, stream the body. */
+static int step_response(client_t *c)
+{
+    upstream_t *u = c->up;
+    body_t *b = &c->tx.resp_body;
+    int progress = IDLE, err = 0;
+
+    if (u->state == UP_CONNECTING)
+        return IDLE;
+    if (read_some(u->io.fd, &u->in, &u->readable, &u->eof, &err) == PROGRESS) {
+        progress = PROGRESS;
+        loop_timer_start(c->w->loop, &u->timer,
+                         c->w->conf->pools[u->srv->pool].response_timeout_ms);
+    }
+    while (!c->tx.response_started && buf_len(&u->in) > c->tx.resp_parsed_len) {
+        http_response_t res;
+        http_reject_t reason = HTTP_REJECT_NONE;
+        int r = http_parse_response(&res, buf_rptr(&u->in), buf_len(&u->in), &c->w->resp_limits,
+                                    c->tx.head_method, c->w->fields, GW_RESPONSE_MAX_FIELDS,
+                                    &reason);
+        if (r == -EAGAIN) {
+            c->tx.resp_parsed_len = buf_len(&u->in);
+            if (buf_free_space(&u->in) == 0)
+                return tx_fail(c, 502);
+            break;
+        }
+        if (r < 0) {
+            log_warn("pool %s: server %s sent an invalid response: %s",
+                     c->w->conf->pools[u->srv->pool].name, u->srv->label,
+                     http_reject_name(reason));
+            return tx_fail(c, 502);
+        }
+        r = on_response_head(c, &res);
+        if (r != PROGRESS || c->state != CL_PROXY)
+            return r;
+        progress = PROGRESS;
+    }
+    if (!c->tx.response_started) {
+        if (u->eof)
+            return upstream_failed(c, err);
+        if (buf_len(&c->out)) { /* relayed 1xx */
+            size_t sent;
+            int r = send_iov(c->io.fd, &c->writable, buf_rptr(&c->out), buf_len(&c->out), NULL,
+                             0, &sent);
+            if (r == 0 && sent) {
+                buf_consume(&c->out, sent);
+                c->tx.bytes_out += sent;
+                progress = PROGRESS;
+            }
+        }
+        return progress;
+    }
+
+    http_reject_t reason;
+    if (body_classify(b, &u->in, &reason) < 0) {
+        log_warn("pool %s: server %s sent a bad chunked body: %s",
+                 c->w->conf->pools[u->srv->pool].name, u->srv->label, http_reject_name(reason));
+        return tx_fail(c, 502);
+    }
+    if (u->eof && b->kind == HTTP_BODY_CLOSE)
+        b->done = true;
+    if (buf_len(&c->out) || b->pending) {
+        bool sent_any = false;
+        size_t out_before = buf_len(&c->out);
+        ssize_t n = send_out_and_body(c->io.fd, &c->writable, &c->out, &u->in, b->pending,
+                                      &sent_any);
+        if (n >= 0) {
+            b->pending -= (size_t)n;
+            c->tx.bytes_out += (size_t)n + (out_before - buf_len(&c->out));
+            if (sent_any) {
+                progress = PROGRESS;
+                loop_timer_start(c->w->loop, &c->timer, lconf(c)->client_timeout_ms);
+            }
+        } else if (n != -EAGAIN) {
+            /* The client went away: nothing more to do for it. */
+            client_close(c);
+            return CLOSED;
+        }
+    }
+    if (body_sent(b) && buf_len(&c->out) == 0)
+        return tx_finish(c);
+    if (u->eof && !b->done && b->pending == 0) {
+        log_warn("pool %s: server %s closed mid-response", c->w->conf->pools[u->srv->pool].name,
+                 u->srv->label);
+        return tx_fail(c, 502); /* cuts the response: the length cannot be honoured */
+    }
+    return progress;
+}
+
+static int step_proxy(client_t *c)
+{
+    int r1 = step_connect(c);
+    if (r1 == CLOSED || c->state != CL_PROXY)
+        return r1 == CLOSED ? CLOSED : PROGRESS;
+    int r2 = step_request(c);
+    if (r2 == CLOSED || c->state != CL_PROXY)
+        return r2 == CLOSED ? CLOSED : PROGRESS;
+    int r3 = step_response(c);
+    if (r3 == CLOSED)
+        return CLOSED;
+    return (r1 == PROGRESS || r2 == PROGRESS || r3 == PROGRESS) ? PROGRESS : IDLE;
+}
+
+/* After 101: bytes both ways until either side ends. */
+static int step_tunnel(client_t *c)
+{
+    upstream_t *u = c->up;
+    int progress = IDLE, err = 0;
+    bool any;
+    if (read_some(c->io.fd, &c->in, &c->readable, &c->eof, &err) == PROGRESS)
+        progress = PROGRESS;
+    if (read_some(u->io.fd, &u->in, &u->readable, &u->eof, &err) == PROGRESS)
+        progress = PROGRESS;
+    if (buf_len(&c->in)) {
+        size_t sent;
+        int r = send_iov(u->io.fd, &u->writable, buf_rptr(&c->in), buf_len(&c->in), NULL, 0,
+                         &sent);
+        if (r == 0 && sent) {
+            buf_consume(&c->in, sent);
+            c->tx.bytes_in += sent;
+            progress = PROGRESS;
+        } else if (r < 0 && r != -EAGAIN) {
+            u->eof = c->eof = true;
+        }
+    }
+    if (buf_len(&c->out) || buf_len(&u->in)) {
+        size_t before = buf_len(&c->out) + buf_len(&u->in);
+        ssize_t n = send_out_and_body(c->io.fd, &c->writable, &c->out, &u->in, buf_len(&u->in),
+                                      &any);
+        if (n >= 0 && any) {
+            c->tx.bytes_out += before - buf_len(&c->out) - buf_len(&u->in);
+            progress = PROGRESS;
+        } else if (n < 0 && n != -EAGAIN) {
+            u->eof = c->eof = true;
+        }
+    }
+    if (progress == PROGRESS)
+        loop_timer_start(c->w->loop, &c->timer, lconf(c)->client_timeout_ms);
+    if ((c->eof && buf_len(&c->in) == 0) ||
+        (u->eof && buf_len(&u->in) == 0 && buf_len(&c->out) == 0)) {
+        client_close(c);
+        return CLOSED;
+    }
+    return progress;
+}
+
+/* Flush the final answer, then a lingering close: stop sending, read and
+ * discard what the client still sends for a moment, so that unread request
+ * bytes do not turn our close into a reset that destroys the answer. */
+static int step_closing(client_t *c)
+{
+    if (buf_len(&c->out)) {
+        size_t sent;
+        int r = send_iov(c->io.fd, &c->writable, buf_rptr(&c->out), buf_len(&c->out), NULL, 0,
+                         &sent);
+        if (r == 0 && sent) {
+            buf_consume(&c->out, sent);
+            return PROGRESS;
+        }
+        if (r < 0 && r != -EAGAIN) {
+            client_close(c);
+            return CLOSED;
+        }
+        return IDLE;
+    }
+    if (!c->shut) {
+        shutdown(c->io.fd, SHUT_WR);
+        c->shut = true;
+        loop_timer_start(c->w->loop, &c->timer, 2000);
+    }
+    for (;;) {
+        if (!c->readable)
+            return IDLE;
+        buf_consume(&c->in, buf_len(&c->in));
+        int err = 0;
+        read_some(c->io.fd, &c->in, &c->readable, &c->eof, &err);
+        if (c->eof) {
+            client_close(c);
+            return CLOSED;
+        }
+    }
+}
+
+void client_run(client_t *c)
+{
+    for (;;) {
+        int r = IDLE;
+        switch (c->state) {
+        case CL_HEAD:
+            r = step_head(c);
+            break;
+        case CL_PROXY:
+            r = step_proxy(c);
+            break;
+        case CL_TUNNEL:
+            r = step_tunnel(c);
+            break;
+        case CL_CLOSING:
+            r = step_closing(c);
+            break;
+        }
+        if (r != PROGRESS)
+            return;
+    }
+}
+
+static void client_io_cb(loop_t *loop, loop_io_t *io, uint32_t ev)
+{
+    (void)loop;
+    client_t *c = container_of(io, client_t, io);
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->readable = true;
+    if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        c->writable = true;
+    client_run(c);
+}
+
+static void client_timer_cb(loop_t *loop, loop_timer_t *t)
+{
+    (void)loop;
+    client_t *c = container_of(t, client_t, timer);
+    stats_listener_t *ls = lstats(c);
+    switch (c->state) {
+    case CL_HEAD:
+        if (buf_len(&c->in) == 0) {
+            STAT_INC(ls->timeouts[c->requests ? TIMEOUT_IDLE : TIMEOUT_HEADER]);
+            client_close(c);
+            return;
+        }
+        STAT_INC(ls->timeouts[TIMEOUT_HEADER]);
+        if (tx_fail(c, 408) == CLOSED)
+            return;
+        break;
+    case CL_PROXY:
+        if (request_sent(c) && buf_len(&c->out) == 0 && c->tx.resp_body.pending == 0) {
+            /* Waiting on the server, not on the client: its own timer rules. */
+            loop_timer_start(c->w->loop, &c->timer, lconf(c)->client_timeout_ms);
+            return;
+        }
+        STAT_INC(ls->timeouts[TIMEOUT_CLIENT]);
+        if (tx_fail(c, 408) == CLOSED)
+            return;
+        break;
+    case CL_TUNNEL:
+    case CL_CLOSING:
+        client_close(c);
+        return;
+    }
+    client_run(c);
+}
+
+void client_upstream_timeout(client_t *c)
+{
+    stats_listener_t *ls = lstats(c);
+    upstream_t *u = c->up;
+    if (u->state == UP_CONNECTING) {
+        STAT_INC(ls->timeouts[TIMEOUT_CONNECT]);
+        STAT_INC(u->srv->stats->connect_errors);
+        log_warn("pool %s: connect to %s timed out", c->w->conf->pools[u->srv->pool].name,
+                 u->srv->label);
+    } else {
+        STAT_INC(ls->timeouts[TIMEOUT_RESPONSE]);
+        log_warn("pool %s: server %s did not answer in time", c->w->conf->pools[u->srv->pool].name,
+                 u->srv->label);
+    }
+    if (tx_fail(c, 504) == CLOSED)
+        return;
+    client_run(c);
+}
+
+void client_drain(client_t *c)
+{
+    c->keep_alive = false;
+    if (c->state == CL_HEAD && buf_len(&c->in) == 0)
+        client_close(c);
+}

@@ -1,0 +1,37 @@
+/* The gateway: the data plane. It owns the worker threads, each with its own
+ * event loop, its own SO_REUSEPORT listening sockets, client connections and
+ * upstream keep-alive pools, and it answers the control thread's questions
+ * (metrics) from per-worker counters without locks.
+ *
+ * Lifecycle (main thread): gateway_new() binds every listener (so that an
+ * address in use is reported before anything starts), gateway_start() starts
+ * the workers, gateway_drain() asks them to stop accepting and finish what is
+ * in flight, gateway_join() waits for them, gateway_free() releases. */
+#ifndef SURETY_GATEWAY_GATEWAY_H
+#define SURETY_GATEWAY_GATEWAY_H
+
+#include <stdio.h>
+
+#include "conf/conf.h"
+#include "metrics/prom.h"
+
+typedef struct gateway gateway_t;
+
+/* Takes a reference on conf. On failure returns NULL and writes the reason
+ * (e.g. "listener 'web': cannot listen on 127.0.0.1:8080: Address in use")
+ * to errs. Freed with gateway_free() after gateway_join(). */
+gateway_t *gateway_new(conf_t *conf, FILE *errs);
+int gateway_start(gateway_t *g);
+/* Any thread, idempotent: stop accepting, close idle connections, finish
+ * in-flight requests for at most conf->drain_timeout_ms, then stop. */
+void gateway_drain(gateway_t *g);
+void gateway_join(gateway_t *g);
+void gateway_free(gateway_t *g);
+/* Reopens the access log file (logrotate); any thread. */
+void gateway_reopen_logs(gateway_t *g);
+
+/* Writes every gateway metric family; runs on the control thread and reads
+ * the workers' counters with relaxed atomic loads. */
+void gateway_metrics_write(gateway_t *g, prom_t *p);
+
+#endif

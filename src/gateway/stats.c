@@ -1,0 +1,211 @@
+/* Per-worker counters and their Prometheus families: see stats.h. */
+#include "gateway/stats.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+const double stats_bucket_bounds[STATS_NBUCKETS] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                    0.25,  0.5,   1,    2.5,   5,    10};
+const char *const stats_timeout_names[TIMEOUT_COUNT] = {"header", "idle", "client", "connect",
+                                                        "response"};
+static const char *const code_names[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+
+stats_t *stats_new(const conf_t *conf)
+{
+    stats_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->listeners = calloc(conf->nlisteners, sizeof(*s->listeners));
+    s->routes = calloc(conf->nlisteners, sizeof(*s->routes));
+    s->servers = calloc(conf->npools, sizeof(*s->servers));
+    if (!s->listeners || !s->routes || !s->servers)
+        goto fail;
+    for (size_t i = 0; i < conf->nlisteners; i++)
+        if (!(s->routes[i] = calloc(conf->listeners[i].nroutes, sizeof(**s->routes))))
+            goto fail;
+    for (size_t i = 0; i < conf->npools; i++)
+        if (!(s->servers[i] = calloc(conf->pools[i].nservers, sizeof(**s->servers))))
+            goto fail;
+    return s;
+fail:
+    stats_free(s, conf);
+    return NULL;
+}
+
+void stats_free(stats_t *s, const conf_t *conf)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; s->routes && i < conf->nlisteners; i++)
+        free(s->routes[i]);
+    for (size_t i = 0; s->servers && i < conf->npools; i++)
+        free(s->servers[i]);
+    free(s->routes);
+    free(s->servers);
+    free(s->listeners);
+    free(s);
+}
+
+void stats_observe_duration(stats_listener_t *l, uint64_t us)
+{
+    double secs = (double)us / 1e6;
+    size_t i = 0;
+    while (i < STATS_NBUCKETS && secs > stats_bucket_bounds[i])
+        i++;
+    STAT_INC(l->buckets[i]);
+    STAT_ADD(l->duration_us_sum, us);
+}
+
+/* Sums of one field over workers. `at` maps a worker's stats to the field. */
+#define SUM(expr)                                                                                  \
+    ({                                                                                             \
+        uint64_t _s = 0;                                                                           \
+        for (unsigned _w = 0; _w < n; _w++) {                                                      \
+            const stats_t *ws = per_worker[_w];                                                    \
+            _s += (uint64_t)STAT_GET(expr);                                                        \
+        }                                                                                          \
+        _s;                                                                                        \
+    })
+
+static void write_listeners(prom_t *p, const conf_t *conf, stats_t *const *per_worker, unsigned n)
+{
+    prom_family(p, "surety_listener_requests_total", PROM_COUNTER,
+                "Requests answered on the listener, by status class.");
+    for (size_t l = 0; l < conf->nlisteners; l++)
+        for (int k = 0; k < 5; k++)
+            prom_counter(p, "surety_listener_requests_total",
+                         PROM_LABELS({"listener", conf->listeners[l].name}, {"code", code_names[k]}),
+                         SUM(ws->listeners[l].requests.code[k]));
+
+    prom_family(p, "surety_listener_request_duration_seconds", PROM_HISTOGRAM,
+                "Time from the first byte of a request to the last byte of its response.");
+    for (size_t l = 0; l < conf->nlisteners; l++) {
+        uint64_t buckets[STATS_NBUCKETS + 1], count = 0;
+        for (size_t b = 0; b <= STATS_NBUCKETS; b++) {
+            buckets[b] = SUM(ws->listeners[l].buckets[b]);
+            count += buckets[b];
+        }
+        double sum = (double)SUM(ws->listeners[l].duration_us_sum) / 1e6;
+        prom_histogram(p, "surety_listener_request_duration_seconds",
+                       PROM_LABELS({"listener", conf->listeners[l].name}), stats_bucket_bounds,
+                       buckets, STATS_NBUCKETS, sum, count);
+    }
+
+    static const struct {
+        const char *name, *help;
+        size_t offset;
+        prom_type_t type;
+    } simple[] = {
+        {"surety_listener_received_bytes_total", "Bytes received from clients.",
+         offsetof(stats_listener_t, bytes_in), PROM_COUNTER},
+        {"surety_listener_sent_bytes_total", "Bytes sent to clients.",
+         offsetof(stats_listener_t, bytes_out), PROM_COUNTER},
+        {"surety_listener_connections_total", "Client connections accepted.",
+         offsetof(stats_listener_t, conns_total), PROM_COUNTER},
+        {"surety_listener_connections_open", "Client connections open now.",
+         offsetof(stats_listener_t, conns_open), PROM_GAUGE},
+        {"surety_listener_connections_idle", "Client connections waiting for a request now.",
+         offsetof(stats_listener_t, conns_idle), PROM_GAUGE},
+    };
+    for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
+        prom_family(p, simple[i].name, simple[i].type, simple[i].help);
+        for (size_t l = 0; l < conf->nlisteners; l++) {
+            uint64_t v = SUM(*(uint64_t *)((char *)&ws->listeners[l] + simple[i].offset));
+            prom_label_t lab[] = {{"listener", conf->listeners[l].name}};
+            if (simple[i].type == PROM_GAUGE)
+                prom_gauge(p, simple[i].name, lab, 1, (double)(int64_t)v);
+            else
+                prom_counter(p, simple[i].name, lab, 1, v);
+        }
+    }
+
+    prom_family(p, "surety_http_rejects_total", PROM_COUNTER,
+                "Requests refused by the HTTP parser or limits, by reason.");
+    for (size_t l = 0; l < conf->nlisteners; l++)
+        for (int r = 1; r < HTTP_REJECT_COUNT; r++)
+            prom_counter(p, "surety_http_rejects_total",
+                         PROM_LABELS({"listener", conf->listeners[l].name},
+                                     {"reason", http_reject_name((http_reject_t)r)}),
+                         SUM(ws->listeners[l].rejects[r]));
+
+    prom_family(p, "surety_http_timeouts_total", PROM_COUNTER,
+                "Timeouts, by kind: header, idle, client, connect, response.");
+    for (size_t l = 0; l < conf->nlisteners; l++)
+        for (int k = 0; k < TIMEOUT_COUNT; k++)
+            prom_counter(p, "surety_http_timeouts_total",
+                         PROM_LABELS({"listener", conf->listeners[l].name},
+                                     {"kind", stats_timeout_names[k]}),
+                         SUM(ws->listeners[l].timeouts[k]));
+}
+
+static void write_routes(prom_t *p, const conf_t *conf, stats_t *const *per_worker, unsigned n)
+{
+    prom_family(p, "surety_route_requests_total", PROM_COUNTER,
+                "Requests answered through the route, by status class.");
+    for (size_t l = 0; l < conf->nlisteners; l++) {
+        const conf_listener_t *lc = &conf->listeners[l];
+        for (size_t r = 0; r < lc->nroutes; r++)
+            for (int k = 0; k < 5; k++)
+                prom_counter(p, "surety_route_requests_total",
+                             PROM_LABELS({"listener", lc->name}, {"route", lc->routes[r].name},
+                                         {"pool", conf->pools[lc->routes[r].pool].name},
+                                         {"code", code_names[k]}),
+                             SUM(ws->routes[l][r].code[k]));
+    }
+}
+
+static void write_servers(prom_t *p, const conf_t *conf, stats_t *const *per_worker, unsigned n)
+{
+    prom_family(p, "surety_server_requests_total", PROM_COUNTER,
+                "Requests sent to the server, by status class of the answer.");
+    for (size_t pi = 0; pi < conf->npools; pi++)
+        for (size_t s = 0; s < conf->pools[pi].nservers; s++)
+            for (int k = 0; k < 5; k++)
+                prom_counter(p, "surety_server_requests_total",
+                             PROM_LABELS({"pool", conf->pools[pi].name},
+                                         {"server", conf->pools[pi].servers[s].address},
+                                         {"code", code_names[k]}),
+                             SUM(ws->servers[pi][s].requests.code[k]));
+
+    static const struct {
+        const char *name, *help;
+        size_t offset;
+        prom_type_t type;
+    } simple[] = {
+        {"surety_server_connections_total", "Connections opened to the server.",
+         offsetof(stats_server_t, conns_total), PROM_COUNTER},
+        {"surety_server_connections_idle", "Idle keep-alive connections to the server now.",
+         offsetof(stats_server_t, conns_idle), PROM_GAUGE},
+        {"surety_server_connect_errors_total",
+         "Connections to the server that failed or timed out.",
+         offsetof(stats_server_t, connect_errors), PROM_COUNTER},
+    };
+    for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
+        prom_family(p, simple[i].name, simple[i].type, simple[i].help);
+        for (size_t pi = 0; pi < conf->npools; pi++)
+            for (size_t s = 0; s < conf->pools[pi].nservers; s++) {
+                uint64_t v = SUM(*(uint64_t *)((char *)&ws->servers[pi][s] + simple[i].offset));
+                prom_label_t lab[] = {{"pool", conf->pools[pi].name},
+                                      {"server", conf->pools[pi].servers[s].address}};
+                if (simple[i].type == PROM_GAUGE)
+                    prom_gauge(p, simple[i].name, lab, 2, (double)(int64_t)v);
+                else
+                    prom_counter(p, simple[i].name, lab, 2, v);
+            }
+    }
+}
+
+void stats_write(prom_t *p, const conf_t *conf, stats_t *const *per_worker, unsigned n,
+                 const char *version)
+{
+    prom_family(p, "surety_build_info", PROM_GAUGE, "Always 1; the labels say which build runs.");
+    prom_gauge(p, "surety_build_info", PROM_LABELS({"version", version}), 1);
+    prom_family(p, "surety_workers", PROM_GAUGE, "Worker threads of the data plane.");
+    prom_gauge(p, "surety_workers", NULL, 0, n);
+    write_listeners(p, conf, per_worker, n);
+    write_routes(p, conf, per_worker, n);
+    write_servers(p, conf, per_worker, n);
+    prom_family(p, "surety_access_log_dropped_total", PROM_COUNTER,
+                "Access log lines dropped because the log writer could not keep up.");
+    prom_counter(p, "surety_access_log_dropped_total", NULL, 0, SUM(ws->access_log_dropped));
+}

@@ -1,0 +1,74 @@
+/* Per-worker counters. Each worker is the only writer of its own stats, so
+ * increments are plain load+store (relaxed atomics, no lock prefix); the
+ * control thread sums all workers with relaxed loads when /metrics is asked
+ * for. Shapes (how many listeners, routes, servers) follow the conf_t the
+ * worker was built from. */
+#ifndef SURETY_GATEWAY_STATS_H
+#define SURETY_GATEWAY_STATS_H
+
+#include <stdint.h>
+
+#include "conf/conf.h"
+#include "http/http.h"
+#include "metrics/prom.h"
+
+#define STAT_ADD(field, n)                                                                         \
+    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+#define STAT_INC(field) STAT_ADD(field, 1)
+#define STAT_DEC(field) STAT_ADD(field, -1)
+#define STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
+/* Request duration histogram bounds in seconds (Prometheus defaults, + 0.001). */
+#define STATS_NBUCKETS 12
+extern const double stats_bucket_bounds[STATS_NBUCKETS];
+
+enum { TIMEOUT_HEADER, TIMEOUT_IDLE, TIMEOUT_CLIENT, TIMEOUT_CONNECT, TIMEOUT_RESPONSE,
+       TIMEOUT_COUNT };
+extern const char *const stats_timeout_names[TIMEOUT_COUNT];
+
+typedef struct {
+    uint64_t code[5]; /* 1xx .. 5xx */
+} stats_codes_t;
+
+typedef struct {
+    stats_codes_t requests;
+    uint64_t bytes_in, bytes_out;
+    uint64_t conns_total;
+    int64_t conns_open, conns_idle;
+    uint64_t buckets[STATS_NBUCKETS + 1]; /* last: +Inf */
+    uint64_t duration_us_sum;
+    uint64_t rejects[HTTP_REJECT_COUNT];
+    uint64_t timeouts[TIMEOUT_COUNT];
+} stats_listener_t;
+
+typedef struct {
+    stats_codes_t requests;
+    uint64_t conns_total;
+    int64_t conns_idle;
+    uint64_t connect_errors;
+} stats_server_t;
+
+typedef struct {
+    stats_listener_t *listeners;  /* [conf->nlisteners] */
+    stats_codes_t **routes;       /* [listener][route] */
+    stats_server_t **servers;     /* [pool][server] */
+    uint64_t access_log_dropped;
+} stats_t;
+
+/* Allocates zeroed counters shaped like conf; freed with stats_free(). */
+stats_t *stats_new(const conf_t *conf);
+void stats_free(stats_t *s, const conf_t *conf);
+
+static inline void stats_code_inc(stats_codes_t *c, int status)
+{
+    int k = status / 100 - 1;
+    if (k >= 0 && k < 5)
+        STAT_INC(c->code[k]);
+}
+void stats_observe_duration(stats_listener_t *l, uint64_t us);
+
+/* Sums the given workers' stats into metric families. */
+void stats_write(prom_t *p, const conf_t *conf, stats_t *const *per_worker, unsigned nworkers,
+                 const char *version);
+
+#endif

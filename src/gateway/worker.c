@@ -1,0 +1,311 @@
+/* A worker: one thread running one event loop with its own listening
+ * sockets (SO_REUSEPORT: the kernel spreads new connections across workers),
+ * client connections, upstream keep-alive pools and counters. Workers share
+ * nothing mutable; the main thread talks to one only through its async
+ * handle (drain), the control thread only reads its counters. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "gateway/worker_api.h"
+#include "gateway/worker.h"
+
+static void accept_cb(loop_t *loop, loop_io_t *io, uint32_t ev);
+
+static void listener_pause(worker_t *w, listener_t *l)
+{
+    if (l->accepting && l->io.fd >= 0) {
+        loop_io_del(w->loop, &l->io);
+        l->accepting = false;
+    }
+}
+
+static void listener_resume(worker_t *w, listener_t *l)
+{
+    if (!l->accepting && l->io.fd >= 0 && !w->draining &&
+        loop_io_add_listener(w->loop, &l->io, l->io.fd, accept_cb) == 0)
+        l->accepting = true;
+}
+
+static void resume_timer_cb(loop_t *loop, loop_timer_t *t)
+{
+    (void)loop;
+    worker_t *w = container_of(t, worker_t, resume_timer);
+    for (size_t i = 0; i < w->conf->nlisteners; i++)
+        if (w->nclients < w->conf->max_connections)
+            listener_resume(w, &w->listeners[i]);
+}
+
+static void accept_cb(loop_t *loop, loop_io_t *io, uint32_t ev)
+{
+    (void)loop;
+    (void)ev;
+    listener_t *l = container_of(io, listener_t, io);
+    worker_t *w = l->w;
+    /* Bounded batch: one busy listener must not starve the others. */
+    for (int i = 0; i < 64; i++) {
+        if (w->nclients >= w->conf->max_connections) {
+            for (size_t k = 0; k < w->conf->nlisteners; k++)
+                listener_pause(w, &w->listeners[k]);
+            return;
+        }
+        sock_addr_t peer;
+        int fd = sock_accept(io->fd, &peer);
+        if (fd == -EAGAIN)
+            return;
+        if (fd < 0) {
+            if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+                /* Out of descriptors: a level-triggered listener would spin,
+                 * so stop accepting for a moment. */
+                log_error("worker %u: accept: %s; pausing accepts for 100ms", w->id,
+                          strerror(-fd));
+                for (size_t k = 0; k < w->conf->nlisteners; k++)
+                    listener_pause(w, &w->listeners[k]);
+                loop_timer_start(w->loop, &w->resume_timer, 100);
+            }
+            return;
+        }
+        client_accept(w, l, fd, &peer);
+    }
+}
+
+void worker_client_closed(worker_t *w)
+{
+    w->nclients--;
+    if (w->draining) {
+        if (w->nclients == 0)
+            loop_stop(w->loop);
+        return;
+    }
+    if (w->nclients + 1 == w->conf->max_connections)
+        resume_timer_cb(w->loop, &w->resume_timer);
+}
+
+void worker_make_request_id(worker_t *w, char out[33])
+{
+    /* splitmix64 over a per-worker random seed: unique, unpredictable enough
+     * for correlation (not for security), and free of locks. */
+    uint64_t z = w->reqid_seed + 0x9e3779b97f4a7c15ULL * ++w->reqid_counter;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    static const char hex[] = "0123456789abcdef";
+    uint64_t parts[2] = {w->reqid_prefix, z};
+    for (int p = 0; p < 2; p++)
+        for (int i = 0; i < 16; i++)
+            out[p * 16 + i] = hex[(parts[p] >> (60 - 4 * i)) & 15];
+    out[32] = 0;
+}
+
+static void close_idle_upstreams(worker_t *w)
+{
+    for (size_t p = 0; p < w->conf->npools; p++)
+        for (size_t s = 0; s < w->conf->pools[p].nservers; s++) {
+            server_t *srv = &w->pools[p].servers[s];
+            while (!list_empty(&srv->idle))
+                upstream_close(container_of(srv->idle.next, upstream_t, link));
+        }
+}
+
+static void close_all_clients(worker_t *w)
+{
+    list_t *pos, *tmp;
+    list_foreach_safe(pos, tmp, &w->clients) client_close(container_of(pos, client_t, link));
+}
+
+static void drain_timer_cb(loop_t *loop, loop_timer_t *t)
+{
+    worker_t *w = container_of(t, worker_t, drain_timer);
+    if (w->nclients)
+        log_warn("worker %u: drain timeout: closing %u connections still in flight", w->id,
+                 w->nclients);
+    close_all_clients(w);
+    loop_stop(loop);
+}
+
+/* On the worker thread: the main thread asked for a drain. */
+static void wake_cb(loop_t *loop, loop_async_t *a)
+{
+    worker_t *w = container_of(a, worker_t, wake);
+    if (w->draining || !__atomic_load_n(&w->drain_requested, __ATOMIC_ACQUIRE))
+        return;
+    w->draining = true;
+    for (size_t i = 0; i < w->conf->nlisteners; i++) {
+        listener_t *l = &w->listeners[i];
+        listener_pause(w, l);
+        if (l->io.fd >= 0) {
+            close(l->io.fd);
+            l->io.fd = -1;
+        }
+    }
+    loop_timer_stop(loop, &w->resume_timer);
+    list_t *pos, *tmp;
+    list_foreach_safe(pos, tmp, &w->clients) client_drain(container_of(pos, client_t, link));
+    close_idle_upstreams(w);
+    if (w->nclients == 0)
+        loop_stop(loop);
+    else
+        loop_timer_start(loop, &w->drain_timer, w->conf->drain_timeout_ms);
+}
+
+static void idle_cb(loop_t *loop, void *data)
+{
+    (void)loop;
+    worker_t *w = data;
+    access_log_flush(&w->alog);
+}
+
+static int setup_pools(worker_t *w)
+{
+    const conf_t *conf = w->conf;
+    w->pools = calloc(conf->npools, sizeof(*w->pools));
+    w->weights = calloc(conf->npools, sizeof(*w->weights));
+    if (!w->pools || !w->weights)
+        return -ENOMEM;
+    for (size_t p = 0; p < conf->npools; p++) {
+        const conf_pool_t *pc = &conf->pools[p];
+        pool_t *pool = &w->pools[p];
+        pool->servers = calloc(pc->nservers, sizeof(*pool->servers));
+        w->weights[p] = calloc(pc->nservers, sizeof(**w->weights));
+        if (!pool->servers || !w->weights[p] || balance_rr_init(&pool->rr, pc->nservers) < 0)
+            return -ENOMEM;
+        for (size_t s = 0; s < pc->nservers; s++) {
+            server_t *srv = &pool->servers[s];
+            srv->pool = p;
+            srv->index = s;
+            list_init(&srv->idle);
+            srv->stats = &w->stats->servers[p][s];
+            snprintf(srv->label, sizeof(srv->label), "%s", pc->servers[s].address);
+            w->weights[p][s] = pc->servers[s].weight;
+        }
+    }
+    return 0;
+}
+
+worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_log_t *alog)
+{
+    worker_t *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->id = id;
+    w->conf = conf_ref(conf);
+    list_init(&w->clients);
+    loop_timer_init(&w->drain_timer, drain_timer_cb);
+    loop_timer_init(&w->resume_timer, resume_timer_cb);
+    w->loop = loop_new();
+    w->stats = stats_new(conf);
+    w->listeners = calloc(conf->nlisteners, sizeof(*w->listeners));
+    w->client_in_cap = calloc(conf->nlisteners, sizeof(*w->client_in_cap));
+    if (!w->loop || !w->stats || !w->listeners || !w->client_in_cap || setup_pools(w) < 0 ||
+        loop_async_init(w->loop, &w->wake, wake_cb) < 0)
+        goto fail;
+    w->wake_ready = true;
+    if (getrandom(&w->reqid_seed, sizeof(w->reqid_seed), 0) != sizeof(w->reqid_seed) ||
+        getrandom(&w->reqid_prefix, sizeof(w->reqid_prefix), 0) != sizeof(w->reqid_prefix))
+        goto fail;
+
+    size_t max_head = 0;
+    for (size_t i = 0; i < conf->nlisteners; i++) {
+        const conf_listener_t *lc = &conf->listeners[i];
+        listener_t *l = &w->listeners[i];
+        l->w = w;
+        l->index = i;
+        l->io.fd = listen_fds[i];
+        l->limits.max_request_line = lc->max_uri;
+        l->limits.max_header_bytes = lc->max_header_bytes;
+        l->limits.max_headers = lc->max_headers < GW_MAX_FIELDS ? lc->max_headers : GW_MAX_FIELDS;
+        w->client_in_cap[i] =
+            conf->buffer_size > lc->max_header_bytes ? conf->buffer_size : lc->max_header_bytes;
+        if (lc->max_header_bytes > max_head)
+            max_head = lc->max_header_bytes;
+    }
+    w->up_in_cap = conf->buffer_size > 32768 ? conf->buffer_size : 32768;
+    w->resp_limits.max_request_line = w->up_in_cap;
+    w->resp_limits.max_header_bytes = w->up_in_cap;
+    w->resp_limits.max_headers = GW_RESPONSE_MAX_FIELDS;
+    /* Rewritten heads grow by the forwarding fields (Forwarded repeats Host). */
+    w->up_out_cap = 2 * max_head + 1024;
+    w->client_out_cap = w->up_in_cap + 1024;
+    access_log_writer_init(&w->alog, alog, &w->stats->access_log_dropped);
+    loop_set_idle(w->loop, idle_cb, w);
+    for (size_t i = 0; i < conf->nlisteners; i++)
+        listener_resume(w, &w->listeners[i]);
+    return w;
+fail:
+    for (size_t i = 0; i < conf->nlisteners; i++)
+        if (w->listeners)
+            w->listeners[i].io.fd = -1; /* the caller still owns them */
+    worker_free(w);
+    return NULL;
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    int r = loop_run(w->loop);
+    if (r < 0)
+        log_error("worker %u: event loop failed: %s", w->id, strerror(-r));
+    access_log_flush(&w->alog);
+    return NULL;
+}
+
+int worker_start(worker_t *w)
+{
+    int r = pthread_create(&w->thread, NULL, worker_main, w);
+    if (r != 0)
+        return -r;
+    w->started = true;
+    return 0;
+}
+
+void worker_drain(worker_t *w)
+{
+    __atomic_store_n(&w->drain_requested, true, __ATOMIC_RELEASE);
+    loop_async_send(&w->wake);
+}
+
+void worker_join(worker_t *w)
+{
+    if (w->started)
+        pthread_join(w->thread, NULL);
+    w->started = false;
+}
+
+void worker_free(worker_t *w)
+{
+    if (!w)
+        return;
+    if (w->pools) {
+        close_all_clients(w);
+        close_idle_upstreams(w);
+    }
+    for (size_t i = 0; w->listeners && i < w->conf->nlisteners; i++) {
+        listener_pause(w, &w->listeners[i]);
+        if (w->listeners[i].io.fd >= 0)
+            close(w->listeners[i].io.fd);
+    }
+    if (w->wake_ready)
+        loop_async_deinit(w->loop, &w->wake);
+    for (size_t p = 0; w->pools && p < w->conf->npools; p++) {
+        free(w->pools[p].servers);
+        balance_rr_deinit(&w->pools[p].rr);
+        free(w->weights[p]);
+    }
+    free(w->pools);
+    free(w->weights);
+    free(w->client_in_cap);
+    free(w->listeners);
+    if (w->loop)
+        loop_free(w->loop);
+    /* stats are kept by the gateway until metrics are no longer read */
+    conf_unref(w->conf);
+    free(w);
+}
+
+stats_t *worker_stats(worker_t *w)
+{
+    return w->stats;
+}

@@ -1,0 +1,188 @@
+/* Internal types of the data plane, shared by the files of src/gateway/:
+ * a worker (one thread, one loop), its client connections and its upstream
+ * connections. Not for use outside src/gateway/. */
+#ifndef SURETY_GATEWAY_WORKER_H
+#define SURETY_GATEWAY_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+#include "core/buf.h"
+#include "core/list.h"
+#include "core/loop.h"
+#include "core/sock.h"
+#include "gateway/access_log.h"
+#include "gateway/balance.h"
+#include "gateway/stats.h"
+#include "http/http.h"
+
+typedef struct worker worker_t;
+typedef struct client client_t;
+typedef struct upstream upstream_t;
+
+/* Most fields a head may have that the proxy will look at; the listener's
+ * limits.headers is capped to this. */
+#define GW_MAX_FIELDS 1000
+/* Response heads from servers are trusted more but still bounded. */
+#define GW_RESPONSE_MAX_FIELDS 256
+
+/* One listening socket of one worker. */
+typedef struct {
+    loop_io_t io;
+    worker_t *w;
+    size_t index; /* into conf->listeners */
+    http_limits_t limits;
+    bool accepting;
+} listener_t;
+
+/* One server of one pool, as this worker sees it. */
+typedef struct {
+    size_t pool, index;
+    list_t idle;         /* upstream_t.link, most recently used first */
+    unsigned nidle;
+    stats_server_t *stats;
+    char label[SOCK_ADDR_TEXT_MAX]; /* "127.0.0.1:9001" for logs */
+} server_t;
+
+typedef struct {
+    server_t *servers;
+    balance_rr_t rr;
+} pool_t;
+
+struct worker {
+    unsigned id;
+    pthread_t thread;
+    loop_t *loop;
+    conf_t *conf;
+    stats_t *stats;
+    listener_t *listeners;
+    pool_t *pools;
+    loop_async_t wake; /* drain requests from the main thread */
+    loop_timer_t drain_timer;
+    loop_timer_t resume_timer; /* accepts paused after EMFILE */
+    bool draining;
+    bool drain_requested; /* set by the main thread (atomic) */
+    bool wake_ready;
+    bool started;
+    uint64_t reqid_prefix;
+    unsigned nclients;
+    list_t clients; /* client_t.link */
+    access_log_writer_t alog;
+    uint64_t reqid_seed, reqid_counter;
+    unsigned **weights;      /* [pool][server], for the balancer */
+    size_t *client_in_cap;   /* [listener]: max(buffer_size, limits.header_bytes) */
+    size_t client_out_cap;   /* response heads and proxy-made answers */
+    size_t up_in_cap;        /* response heads and response body */
+    size_t up_out_cap;       /* rewritten request heads */
+    http_limits_t resp_limits;
+    http_field_t fields[GW_MAX_FIELDS]; /* scratch for the head being parsed */
+};
+
+enum upstream_state {
+    UP_CONNECTING,
+    UP_ACTIVE,
+    UP_IDLE,
+};
+
+struct upstream {
+    loop_io_t io;
+    worker_t *w;
+    server_t *srv;
+    client_t *client; /* attached client, NULL when idle */
+    enum upstream_state state;
+    bool readable, writable, eof;
+    bool reused;       /* has carried an earlier request */
+    buf_t in;          /* bytes from the server */
+    buf_t out;         /* the rewritten request head */
+    loop_timer_t timer;
+    list_t link; /* in server_t.idle */
+};
+
+enum client_state {
+    CL_HEAD,     /* waiting for (the rest of) a request head */
+    CL_PROXY,    /* request forwarded, body and response in flight */
+    CL_TUNNEL,   /* after 101 Switching Protocols: bytes both ways */
+    CL_CLOSING,  /* flushing a final answer, then close */
+};
+
+/* Body framing progress of one direction. */
+typedef struct {
+    http_body_kind_t kind;
+    uint64_t remaining; /* HTTP_BODY_LENGTH */
+    size_t pending;     /* bytes at the front of the source buffer known to be body, unsent */
+    http_chunked_t chunked;
+    bool done;
+} body_t;
+
+struct client {
+    loop_io_t io;
+    worker_t *w;
+    listener_t *l;
+    sock_addr_t peer;
+    enum client_state state;
+    bool readable, writable, eof;
+    bool keep_alive;      /* may carry another request after this one */
+    buf_t in;             /* request bytes: heads and request body */
+    buf_t out;            /* bytes for the client: response heads, errors */
+    loop_timer_t timer;
+    upstream_t *up;
+    list_t link;
+    unsigned requests;  /* served on this connection */
+    size_t parsed_len;  /* buffered bytes already found to be an incomplete head */
+    bool idle_counted;  /* counted in conns_idle */
+    bool shut;          /* lingering close: our side is shut down */
+
+    /* the transaction in flight */
+    struct {
+        uint64_t start_ms;
+        int status;                /* sent to the client; 0 until the head went */
+        int route;                 /* -1 before routing */
+        bool head_method;
+        bool upgrade;
+        bool response_started;     /* response head copied to out */
+        bool retried;
+        bool got_1xx;
+        bool stop_request;     /* server answered early: send no more request body */
+        bool up_keep_alive;    /* the server keeps its connection after this response */
+        bool tunnel_logged;
+        int minor;             /* client's HTTP/1.<minor> */
+        server_t *server;
+        size_t req_head_sent;  /* bytes of up->out already sent */
+        size_t resp_parsed_len;
+        http_reject_t reject;
+        body_t req_body, resp_body;
+        uint64_t bytes_in, bytes_out;
+        char method[16];
+        char path[256];
+        size_t path_len;
+        char request_id[40];
+        size_t request_id_len;
+    } tx;
+};
+
+/* worker.c */
+/* A client connection ended; when draining, the last one stops the loop. */
+void worker_client_closed(worker_t *w);
+/* 32 hex digits, unique per process with overwhelming probability. */
+void worker_make_request_id(worker_t *w, char out[33]);
+
+/* client.c */
+void client_accept(worker_t *w, listener_t *l, int fd, const sock_addr_t *peer);
+void client_close(client_t *c);
+/* Drives the connection as far as it can go without blocking. */
+void client_run(client_t *c);
+/* Drain: close when idle, else close after the current response. */
+void client_drain(client_t *c);
+/* The attached upstream's connect or response timer fired. */
+void client_upstream_timeout(client_t *c);
+
+/* upstream.c */
+/* An idle connection to srv, or a new one (connecting). NULL + *ret_err. */
+upstream_t *upstream_acquire(worker_t *w, server_t *srv, int *ret_err);
+/* Gives the connection back: kept idle when reusable, else closed. */
+void upstream_release(upstream_t *u, bool reusable);
+void upstream_close(upstream_t *u);
+
+#endif
