@@ -35,9 +35,9 @@ typedef struct admin_response admin_response_t;
  * valid for the duration of the handler call. */
 typedef struct {
     str_t method;
-    str_t path;  /* as sent, without the query; not percent-decoded */
-    str_t query; /* after '?', empty if none */
-    str_t body;  /* Content-Length bytes; empty if none */
+    str_t path;                 /* as sent, without the query; not percent-decoded */
+    str_t query;                /* after '?', empty if none */
+    str_t body;                 /* Content-Length bytes; empty if none */
     const http_request_t *http; /* the whole head: fields, host, version */
 } admin_request_t;
 
@@ -50,7 +50,7 @@ typedef struct {
     const char *method; /* "GET", "POST", ...: exact, case-sensitive */
     const char *path;   /* exact match on the request path: "/metrics" */
     admin_handler_cb handler;
-    const char *help;   /* one line, for listings and docs */
+    const char *help; /* one line, for listings and docs */
 } admin_route_t;
 
 typedef struct {
@@ -97,7 +97,8 @@ int admin_response_printf(admin_response_t *res, const char *fmt, ...)
 int admin_response_error(admin_response_t *res, int status, const char *msg);
 /* The body as a Prometheus page: returns a writer owned by the response
  * (freed after sending), bounded by max_metrics, and sets the exposition
- * Content-Type. The handler writes families and samples into it; if the
+ * Content-Type. Once it is called, the page is the body: bytes appended
+ * with the functions above are not sent. The handler writes families and samples into it; if the
  * writer ends in error (the page outgrew the bound) the answer is a 500.
  * NULL when out of memory. Calling it twice returns the same writer. */
 prom_t *admin_response_prom(admin_response_t *res);

@@ -12,11 +12,14 @@
 struct admin_response {
     int status;
     const char *ctype;
-    buf_t body;         /* append/printf/error; capacity max_response */
-    prom_t *prom;       /* admin_response_prom(): when set, it is the body */
+    char *body; /* append/printf/error: grows by doubling up to max */
+    size_t len;
+    size_t cap;
+    size_t max;   /* max_response */
+    prom_t *prom; /* admin_response_prom(): when set, it is the body */
     size_t max_metrics;
-    int err;            /* first failed append: the answer becomes a 500 */
-    char allow[128];    /* 405: the Allow value; empty otherwise */
+    int err;         /* first failed append: the answer becomes a 500 */
+    char allow[128]; /* 405: the Allow value; empty otherwise */
 };
 
 /* An empty 200 text/plain response; allocates nothing yet. */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -19,7 +20,9 @@ void response_init(admin_response_t *res, size_t max_response, size_t max_metric
 {
     res->status = 200;
     res->ctype = TEXT_PLAIN;
-    buf_init(&res->body, max_response);
+    res->body = NULL;
+    res->len = res->cap = 0;
+    res->max = max_response;
     res->prom = NULL;
     res->max_metrics = max_metrics;
     res->err = 0;
@@ -28,14 +31,14 @@ void response_init(admin_response_t *res, size_t max_response, size_t max_metric
 
 void response_reset(admin_response_t *res)
 {
-    buf_deinit(&res->body);
+    free(res->body);
     prom_free(res->prom);
-    response_init(res, res->body.cap, res->max_metrics);
+    response_init(res, res->max, res->max_metrics);
 }
 
 str_t response_body(const admin_response_t *res)
 {
-    return res->prom ? prom_str(res->prom) : buf_str(&res->body);
+    return res->prom ? prom_str(res->prom) : str_from(res->body, res->len);
 }
 
 void admin_response_status(admin_response_t *res, int status)
@@ -57,30 +60,55 @@ static int remember(admin_response_t *res, int err)
     return err;
 }
 
-int admin_response_append(admin_response_t *res, const void *p, size_t n)
+/* Room for n more bytes. The body grows as written rather than being
+ * allocated at max_response: most answers are a few bytes of JSON. */
+static int reserve(admin_response_t *res, size_t n)
 {
     if (res->err)
         return res->err;
-    return remember(res, buf_append(&res->body, p, n));
+    if (n > res->max - res->len)
+        return remember(res, -ENOSPC);
+    if (res->len + n <= res->cap)
+        return 0;
+    size_t cap = res->cap ? res->cap : 512;
+    while (cap < res->len + n)
+        cap *= 2;
+    if (cap > res->max)
+        cap = res->max;
+    char *b = realloc(res->body, cap);
+    if (!b)
+        return remember(res, -ENOMEM);
+    res->body = b;
+    res->cap = cap;
+    return 0;
+}
+
+int admin_response_append(admin_response_t *res, const void *p, size_t n)
+{
+    int err = reserve(res, n);
+    if (err < 0 || n == 0)
+        return err;
+    memcpy(res->body + res->len, p, n);
+    res->len += n;
+    return 0;
 }
 
 int admin_response_printf(admin_response_t *res, const char *fmt, ...)
 {
-    if (res->err)
-        return res->err;
-    if (buf_alloc(&res->body) < 0)
-        return remember(res, -ENOMEM);
-    buf_compact(&res->body);
-    size_t room = buf_room(&res->body);
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(res->body.data + res->body.tail, room, fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap); /* measure, then write in place */
     va_end(ap);
-    /* n == room would fit but for vsnprintf's NUL: refused with the rest, a
-     * body that fills max_response to the byte is not worth a second pass. */
-    if (n < 0 || (size_t)n >= room)
-        return remember(res, -ENOSPC);
-    res->body.tail += (size_t)n;
+    if (n < 0)
+        return remember(res, -EINVAL);
+    /* One more for vsnprintf's NUL, which len then leaves out. */
+    int err = reserve(res, (size_t)n + 1);
+    if (err < 0)
+        return err;
+    va_start(ap, fmt);
+    vsnprintf(res->body + res->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    res->len += (size_t)n;
     return 0;
 }
 
@@ -88,7 +116,7 @@ int admin_response_printf(admin_response_t *res, const char *fmt, ...)
  * whatever a handler wrote. */
 static void clear_body(admin_response_t *res)
 {
-    res->body.head = res->body.tail = 0;
+    res->len = 0;
     prom_free(res->prom);
     res->prom = NULL;
     res->err = 0;
@@ -216,8 +244,7 @@ int response_head(const admin_response_t *res, buf_t *out, uint64_t wall_ms, siz
                           "Cache-Control: no-store\r\n",
                           res->status, http_status_text(res->status), date);
     if (!err && !response_bodyless(res->status))
-        err = buf_appendf(out, "Content-Type: %s\r\nContent-Length: %zu\r\n", res->ctype,
-                          body_len);
+        err = buf_appendf(out, "Content-Type: %s\r\nContent-Length: %zu\r\n", res->ctype, body_len);
     if (!err && res->allow[0])
         err = buf_appendf(out, "Allow: %s\r\n", res->allow);
     if (!err && !keep_alive)

@@ -94,8 +94,8 @@ typedef struct conf_node conf_node_t;
 struct conf_node {
     conf_node_type_t type;
     conf_mark_t mark;
-    bool null;      /* scalar written as nothing, ~ or null (plain) */
-    bool synthetic; /* made by the walker (a list item's shorthand key) */
+    bool null;        /* scalar written as nothing, ~ or null (plain) */
+    bool synthetic;   /* made by the walker (a list item's shorthand key) */
     const char *text; /* scalar: NUL-terminated (may hold NULs: see len) */
     size_t len;
     /* SEQ: n items. MAP: n pairs, key items[2i], value items[2i + 1];
@@ -162,20 +162,20 @@ struct conf_key {
     const char *def; /* default, written as in YAML and parsed like a value */
     const char *min; /* limits, written as in YAML; for NAMED/LIST: entries */
     const char *max;
-    size_t off;       /* the field; NAMED/LIST: the array pointer */
-    size_t size;      /* sizeof the field (numbers are stored by width) */
-    size_t off2;      /* ADDRESS: its sock_addr_t; NAMED/LIST: the count (size_t) */
-    size_t elem_size; /* NAMED/LIST: sizeof one element */
-    size_t name_off;  /* NAMED/LIST: the element's char *name */
-    const conf_key_t *sub;       /* MAP/NAMED/LIST: keys of the object, ends with {0} */
-    const char *const *values;   /* ENUM: accepted values; the index is stored */
-    const char *const *later;    /* ENUM: values planned but not supported yet */
-    const char *noun;            /* NAMED/LIST: what one element is ("listener") */
-    const char *ref;             /* REF: the top-level NAMED key it names */
-    const char *shorthand;       /* LIST: the key a scalar item stands for */
-    conf_check_cb check;         /* STRING, NAMED names */
-    conf_finish_cb finish;       /* MAP/NAMED/LIST: per object */
-    const char *doc_example;     /* docs: a value to show for keys without a default */
+    size_t off;                /* the field; NAMED/LIST: the array pointer */
+    size_t size;               /* sizeof the field (numbers are stored by width) */
+    size_t off2;               /* ADDRESS: its sock_addr_t; NAMED/LIST: the count (size_t) */
+    size_t elem_size;          /* NAMED/LIST: sizeof one element */
+    size_t name_off;           /* NAMED: the element's char *name (LIST: its INDEX_NAME key) */
+    const conf_key_t *sub;     /* MAP/NAMED/LIST: keys of the object, ends with {0} */
+    const char *const *values; /* ENUM: accepted values; the index is stored */
+    const char *const *later;  /* ENUM: values planned but not supported yet */
+    const char *noun;          /* NAMED/LIST: what one element is ("listener") */
+    const char *ref;           /* REF: the top-level NAMED key it names */
+    const char *shorthand;     /* LIST: the key a scalar item stands for */
+    conf_check_cb check;       /* STRING, NAMED names */
+    conf_finish_cb finish;     /* MAP/NAMED/LIST: per object */
+    const char *doc_example;   /* docs: a value to show for keys without a default */
     const char *help;
 };
 
@@ -194,6 +194,7 @@ const conf_key_t *conf_key_find(const conf_key_t *keys, const char *name, size_t
 /* ---- the load context (conf.c, walk.c, check.c). */
 typedef struct {
     const void *field; /* address of a stored value or of an element */
+    bool elem;         /* an element shares its address with its first field */
     conf_mark_t mark;
 } conf_markrec_t;
 
@@ -230,11 +231,12 @@ struct conf_ctx {
 void conf_ctx_error(conf_ctx_t *ctx, conf_mark_t m, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void conf_ctx_nomem(conf_ctx_t *ctx);
-/* Remembers that the value at field came from m (for later checks). */
-void conf_ctx_mark(conf_ctx_t *ctx, const void *field, conf_mark_t m);
-/* Where the value at field was written: true and *ret, or false when it
- * is a default. */
-bool conf_ctx_mark_find(conf_ctx_t *ctx, const void *field, conf_mark_t *ret);
+/* Remembers that the value at field (or, with elem, the array element at
+ * that address) came from m, for checks that run later. */
+void conf_ctx_mark(conf_ctx_t *ctx, const void *field, bool elem, conf_mark_t m);
+/* Where the value at field (or the element) was written: true and *ret,
+ * or false when it is a default. */
+bool conf_ctx_mark_find(conf_ctx_t *ctx, const void *field, bool elem, conf_mark_t *ret);
 
 /* walk.c: applies conf_root to root (NULL: an empty document). */
 void conf_walk(conf_ctx_t *ctx, const conf_node_t *root);
@@ -248,8 +250,17 @@ void conf_finish_listener(conf_ctx_t *ctx, const char *path, void *obj, conf_mar
 void conf_finish_pool(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where);
 /* Dangling names, and addresses used twice. Runs after conf_walk. */
 void conf_check_all(conf_ctx_t *ctx);
+/* Calls dup(first, j, dup_arg) for every element j of [0, n) that cmp
+ * finds equal to an earlier one (first: the earliest of them), in
+ * O(n log n) rather than comparing every pair. 0 or -ENOMEM. */
+int conf_find_duplicates(size_t n, int (*cmp)(size_t a, size_t b, void *arg), void *arg,
+                         void (*dup)(size_t first, size_t j, void *dup_arg), void *dup_arg);
 
-/* doc.c: the complete example shown in the docs (a unit test loads it). */
+/* doc.c: the examples shown in the docs, which a unit test loads: the
+ * complete example (good), and a file with mistakes with its errors when
+ * it is called surety.yaml. */
 extern const char conf_doc_example[];
+extern const char conf_doc_bad_example[];
+extern const char conf_doc_bad_errors[];
 
 #endif

@@ -13,8 +13,7 @@
 #define FIELD(T, f) .off = offsetof(T, f), .size = sizeof(((T *)0)->f)
 #define ADDRESS(T, text, addr) FIELD(T, text), .off2 = offsetof(T, addr)
 #define ARRAY(T, arr, count, E)                                                                    \
-    .off = offsetof(T, arr), .off2 = offsetof(T, count), .elem_size = sizeof(E),                   \
-    .name_off = offsetof(E, name)
+    .off = offsetof(T, arr), .off2 = offsetof(T, count), .elem_size = sizeof(E)
 #define LATER(n, what)                                                                             \
     {                                                                                              \
         .name = n, .type = CONF_T_LATER, .help = what                                              \
@@ -37,6 +36,9 @@ const conf_type_info_t conf_type_info[CONF_T_COUNT_] = {
     [CONF_T_LATER] = {"not supported yet", "nothing"},
 };
 
+/* One row per key, a few fields to a line: the table reads as a table.
+ * clang-format would put every field on a line of its own. */
+/* clang-format off */
 static const char *const client_ip_values[] = {"truncate", "hash", "full", NULL};
 static const char *const balance_values[] = {"round-robin", NULL};
 static const char *const balance_later[] = {"least-conn", "p2c-ewma", "hash", NULL};
@@ -69,8 +71,7 @@ static const conf_key_t log_keys[] = {
 static const conf_key_t listener_timeout_keys[] = {
     {.name = "header", .type = CONF_T_DURATION, .def = "10s", .min = "1ms", .max = "1d",
      FIELD(conf_listener_t, header_timeout_ms),
-     .help = "Longest time from a request's first byte to the end of its head; a slower "
-             "client gets 408 and is closed."},
+     .help = "Longest time from a request's first byte to the end of its head."},
     {.name = "idle", .type = CONF_T_DURATION, .def = "60s", .min = "1ms", .max = "1d",
      FIELD(conf_listener_t, idle_timeout_ms),
      .help = "How long a keep-alive client connection may wait for its next request."},
@@ -98,8 +99,7 @@ static const conf_key_t listener_limit_keys[] = {
 static const conf_key_t route_keys[] = {
     {.name = "name", .type = CONF_T_STRING, .flags = CONF_F_INDEX_NAME, FIELD(conf_route_t, name),
      .check = conf_check_name, .doc_example = "api",
-     .help = "Name of the route in metrics and logs: 1 to 64 of `A-Z a-z 0-9 _ . -`, unique "
-             "within its listener."},
+     .help = "Name of the route: 1 to 64 of `A-Z a-z 0-9 _ . -`, unique within its listener."},
     {.name = "host", .type = CONF_T_STRING, FIELD(conf_route_t, host), .check = conf_check_host,
      .doc_example = "api.example.com",
      .help = "Match requests for this host name only: an exact name (`api.example.com`) or a "
@@ -129,8 +129,7 @@ static const conf_key_t listener_keys[] = {
     {.name = "routes", .type = CONF_T_LIST, .flags = CONF_F_REQUIRED, .min = "1", .max = "1000",
      .sub = route_keys, .noun = "route", ARRAY(conf_listener_t, routes, nroutes, conf_route_t),
      .help = "Routes, tried in order; the first whose `host` and `path` both match serves the "
-             "request. A route with neither matches everything, so it belongs last. A request "
-             "that no route matches gets 404."},
+             "request. A route with neither matches everything, so it belongs last."},
     LATER("tls", "TLS termination (certificates, SNI)."),
     LATER("shield", "The security policy of the listener."),
     {0},
@@ -155,7 +154,7 @@ static const conf_key_t pool_timeout_keys[] = {
     {.name = "response", .type = CONF_T_DURATION, .def = "30s", .min = "1ms", .max = "1d",
      FIELD(conf_pool_t, response_timeout_ms),
      .help = "Longest wait from the end of sending a request to the server until the head of "
-             "its response; the client then gets 504."},
+             "its response."},
     {.name = "keepalive", .type = CONF_T_DURATION, .def = "60s", .min = "1ms", .max = "1d",
      FIELD(conf_pool_t, keepalive_timeout_ms),
      .help = "How long an idle connection to a server is kept for reuse. Keep it below the "
@@ -194,8 +193,7 @@ static const conf_key_t top_keys[] = {
              "sockets. `auto` is one per online CPU (at most 256)."},
     {.name = "max_connections", .type = CONF_T_INT, .def = "10000", .min = "1",
      .max = "1000000", FIELD(conf_t, max_connections),
-     .help = "Most client connections per worker; past it, new connections wait in the "
-             "kernel's accept queue."},
+     .help = "Most client connections open at once, per worker."},
     {.name = "buffer_size", .type = CONF_T_SIZE, .def = "16k", .min = "1k", .max = "1m",
      FIELD(conf_t, buffer_size),
      .help = "Size of the buffer for each direction of each connection (client to server, "
@@ -210,12 +208,14 @@ static const conf_key_t top_keys[] = {
     {.name = "listeners", .type = CONF_T_NAMED, .flags = CONF_F_REQUIRED, .min = "1",
      .max = "1000", .sub = listener_keys, .noun = "listener", .check = conf_check_name,
      .finish = conf_finish_listener, ARRAY(conf_t, listeners, nlisteners, conf_listener_t),
+     .name_off = offsetof(conf_listener_t, name),
      .doc_example = "web",
      .help = "Where clients connect, each under a name of 1 to 64 of `A-Z a-z 0-9 _ . -`. At "
              "least one is required."},
     {.name = "pools", .type = CONF_T_NAMED, .max = "10000", .sub = pool_keys, .noun = "pool",
      .check = conf_check_name, .finish = conf_finish_pool,
-     ARRAY(conf_t, pools, npools, conf_pool_t), .doc_example = "site",
+     ARRAY(conf_t, pools, npools, conf_pool_t),
+     .name_off = offsetof(conf_pool_t, name), .doc_example = "site",
      .help = "Groups of servers that routes send requests to, each under a name of 1 to 64 of "
              "`A-Z a-z 0-9 _ . -`."},
     LATER("tls", "TLS settings shared by listeners."),
@@ -228,6 +228,8 @@ static const conf_key_t top_keys[] = {
     LATER("maintenance", "Planned maintenance windows."),
     {0},
 };
+
+/* clang-format on */
 
 const conf_key_t conf_root = {
     .name = "",

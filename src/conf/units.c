@@ -161,8 +161,7 @@ int conf_int_parse(const char *s, size_t len, int64_t *ret)
     if (len == skip || digits_len(s + skip, len - skip) != len - skip)
         return -EINVAL;
     int r = str_to_u64(str_from(s + skip, len - skip),
-                       neg ? (unsigned long long)INT64_MAX + 1 : (unsigned long long)INT64_MAX,
-                       &v);
+                       neg ? (unsigned long long)INT64_MAX + 1 : (unsigned long long)INT64_MAX, &v);
     if (r < 0)
         return r;
     /* -2^63 has no positive twin: negate in unsigned arithmetic. */

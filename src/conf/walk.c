@@ -21,8 +21,8 @@
 /* One step of the path from the top of the file to a value. */
 typedef struct frame {
     const struct frame *up;
-    const char *seg;   /* a key, or an element's name; NULL at the top */
-    bool is_index;     /* a list item: "[i]" */
+    const char *seg; /* a key, or an element's name; NULL at the top */
+    bool is_index;   /* a list item: "[i]" */
     size_t i;
     const char *noun;  /* elements: "listener", "route" */
     const char *label; /* elements: "'web'" or "0" */
@@ -238,8 +238,8 @@ static void apply_number(conf_ctx_t *ctx, const char *path, const conf_key_t *k,
     store_uint(field, k->size, val);
 }
 
-static void apply_rate(conf_ctx_t *ctx, const char *path, const conf_key_t *k,
-                       const conf_node_t *v, const char *s, size_t len, void *field)
+static void apply_rate(conf_ctx_t *ctx, const char *path, const conf_key_t *k, const conf_node_t *v,
+                       const char *s, size_t len, void *field)
 {
     conf_rate_t rate, lim;
     int r = conf_rate_parse(s, len, &rate);
@@ -264,8 +264,8 @@ static void apply_rate(conf_ctx_t *ctx, const char *path, const conf_key_t *k,
     memcpy(field, &rate, sizeof(rate));
 }
 
-static void apply_enum(conf_ctx_t *ctx, const char *path, const conf_key_t *k,
-                       const conf_node_t *v, const char *s, size_t len, void *field)
+static void apply_enum(conf_ctx_t *ctx, const char *path, const conf_key_t *k, const conf_node_t *v,
+                       const char *s, size_t len, void *field)
 {
     char q[CONF_QUOTE_MAX], expect[256];
     size_t n = 0;
@@ -287,8 +287,8 @@ static void apply_enum(conf_ctx_t *ctx, const char *path, const conf_key_t *k,
     conf_quote(q, sizeof(q), s, len);
     expect_of(k, expect, sizeof(expect));
     if (guess)
-        conf_ctx_error(ctx, mark_of(v), "%s: expected %s, got %s; did you mean '%s'?", path,
-                       expect, q, guess);
+        conf_ctx_error(ctx, mark_of(v), "%s: expected %s, got %s; did you mean '%s'?", path, expect,
+                       q, guess);
     else
         conf_ctx_error(ctx, mark_of(v), "%s: expected %s, got %s", path, expect, q);
 }
@@ -313,8 +313,7 @@ static char *string_value(conf_ctx_t *ctx, const char *path, const conf_node_t *
     }
     if (has_control(s, len)) {
         conf_quote(q, sizeof(q), s, len);
-        conf_ctx_error(ctx, mark_of(v), "%s: control characters are not allowed, got %s", path,
-                       q);
+        conf_ctx_error(ctx, mark_of(v), "%s: control characters are not allowed, got %s", path, q);
         return NULL;
     }
     char *copy = conf_arena_strndup(ctx->arena, s, len);
@@ -360,7 +359,7 @@ static void apply_address(conf_ctx_t *ctx, const char *path, const conf_key_t *k
         return;
     *addr = a;
     if (v)
-        conf_ctx_mark(ctx, addr, v->mark);
+        conf_ctx_mark(ctx, addr, false, v->mark);
 }
 
 static void apply_ref(conf_ctx_t *ctx, const frame_t *fr, const char *path, const conf_key_t *k,
@@ -398,7 +397,7 @@ static void apply_scalar(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *k
 
     path_of(fr, keyn && keyn->synthetic ? NULL : k->name, path, sizeof(path));
     if (v)
-        conf_ctx_mark(ctx, field, v->mark);
+        conf_ctx_mark(ctx, field, false, v->mark);
     switch (k->type) {
     case CONF_T_INT:
     case CONF_T_DURATION:
@@ -480,7 +479,10 @@ static bool count_ok(conf_ctx_t *ctx, const char *path, const conf_key_t *k, siz
 /* Allocates the array of a NAMED or LIST key and stores it in obj. */
 static char *elements_new(conf_ctx_t *ctx, const conf_key_t *k, size_t n, void *obj)
 {
-    char *arr = n ? conf_arena_alloc(ctx->arena, n * k->elem_size) : NULL;
+    size_t bytes;
+    char *arr = NULL;
+    if (n && !__builtin_mul_overflow(n, k->elem_size, &bytes))
+        arr = conf_arena_alloc(ctx->arena, bytes);
     if (n && !arr) {
         conf_ctx_nomem(ctx);
         n = 0;
@@ -490,12 +492,16 @@ static char *elements_new(conf_ctx_t *ctx, const conf_key_t *k, size_t n, void *
     return arr;
 }
 
-/* The name of an element as a path segment: raw if printable, else
- * quoted, so a message never carries a control byte. */
+/* The name of an element as a path segment: raw if it is a valid name,
+ * else quoted, so a message never carries a control byte and a name with
+ * a space or a dot still reads as one segment. */
 static const char *segment_of(conf_ctx_t *ctx, const char *s, size_t len, bool quote)
 {
     char q[CONF_QUOTE_MAX];
-    if (quote || has_control(s, len) || len > 64)
+    for (size_t i = 0; i < len && !quote; i++)
+        quote = !((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                  (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-');
+    if (quote || len == 0 || len > 64)
         conf_quote(q, sizeof(q), s, len);
     else
         snprintf(q, sizeof(q), "%.*s", (int)len, s);
@@ -521,7 +527,7 @@ static void walk_named(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *k,
         char **name = (char **)(elem + k->name_off);
         bool scalar = kn->type == CONF_NODE_SCALAR;
 
-        conf_ctx_mark(ctx, elem, kn->mark);
+        conf_ctx_mark(ctx, elem, true, kn->mark);
         *name = scalar ? conf_arena_strndup(ctx->arena, kn->text, kn->len)
                        : conf_arena_strndup(ctx->arena, "", 0);
         if (!*name) {
@@ -565,7 +571,67 @@ static const conf_node_t *item_name(const conf_key_t *k, const conf_node_t *item
     return NULL;
 }
 
-/* Names given by default (the index) or by hand must not repeat. */
+/* Names given by default (the index) or by hand must not repeat. Runs
+ * after the walk, like a finish hook, when every name has its mark. */
+typedef struct {
+    const conf_key_t *k, *nk; /* the LIST key and its INDEX_NAME key */
+    char *arr;
+    size_t n;
+} names_t;
+
+static const char *name_at(const names_t *ns, size_t i)
+{
+    return *(char *const *)(ns->arr + i * ns->k->elem_size + ns->nk->off);
+}
+
+static int name_cmp(size_t a, size_t b, void *arg)
+{
+    const char *x = name_at(arg, a), *y = name_at(arg, b);
+    if (!x || !y)
+        return !x - !y;
+    return strcmp(x, y);
+}
+
+typedef struct {
+    conf_ctx_t *ctx;
+    const names_t *ns;
+    const char *path;
+} names_dup_t;
+
+/* The name as written, else (an index by default) the list item. */
+static conf_mark_t name_mark(conf_ctx_t *ctx, const names_t *ns, size_t i)
+{
+    conf_mark_t m = {0, 0};
+    char *elem = ns->arr + i * ns->k->elem_size;
+    if (!conf_ctx_mark_find(ctx, elem + ns->nk->off, false, &m))
+        conf_ctx_mark_find(ctx, elem, true, &m);
+    return m;
+}
+
+static void name_dup(size_t first, size_t j, void *arg)
+{
+    const names_dup_t *d = arg;
+    const char *name = name_at(d->ns, j);
+    char q[CONF_QUOTE_MAX];
+    if (!name)
+        return;
+    conf_mark_t ma = name_mark(d->ctx, d->ns, first), mb = name_mark(d->ctx, d->ns, j);
+    conf_quote(q, sizeof(q), name, strlen(name));
+    conf_ctx_error(d->ctx, mb, "%s[%zu]: duplicate %s name %s (first at %d:%d)", d->path, j,
+                   d->ns->k->noun, q, ma.line, ma.col);
+}
+
+static void check_unique_names_cb(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where)
+{
+    names_dup_t d = {ctx, obj, path};
+    (void)where;
+    if (conf_find_duplicates(d.ns->n, name_cmp, (void *)d.ns, name_dup, &d) < 0)
+        conf_ctx_nomem(ctx);
+}
+
+static void queue(conf_ctx_t *ctx, conf_finish_cb cb, const char *path, void *obj,
+                  conf_mark_t where);
+
 static void check_unique_names(conf_ctx_t *ctx, const char *path, const conf_key_t *k, char *arr,
                                size_t n)
 {
@@ -573,30 +639,19 @@ static void check_unique_names(conf_ctx_t *ctx, const char *path, const conf_key
     for (const conf_key_t *s = k->sub; s->name; s++)
         if (s->flags & CONF_F_INDEX_NAME)
             nk = s;
-    if (!nk)
+    if (!nk || n < 2)
         return;
-    for (size_t j = 1; j < n; j++) {
-        const char *b = *(char **)(arr + j * k->elem_size + nk->off);
-        for (size_t i = 0; b && i < j; i++) {
-            const char *a = *(char **)(arr + i * k->elem_size + nk->off);
-            conf_mark_t ma, mb;
-            if (!a || strcmp(a, b) != 0)
-                continue;
-            if (!conf_ctx_mark_find(ctx, arr + i * k->elem_size + nk->off, &ma))
-                conf_ctx_mark_find(ctx, arr + i * k->elem_size, &ma);
-            if (!conf_ctx_mark_find(ctx, arr + j * k->elem_size + nk->off, &mb))
-                conf_ctx_mark_find(ctx, arr + j * k->elem_size, &mb);
-            char q[CONF_QUOTE_MAX];
-            conf_quote(q, sizeof(q), b, strlen(b));
-            conf_ctx_error(ctx, mb, "%s[%zu]: duplicate %s name %s (first at %d:%d)", path, j,
-                           k->noun, q, ma.line, ma.col);
-            break;
-        }
+    names_t *ns = conf_arena_alloc(ctx->tmp, sizeof(*ns));
+    if (!ns) {
+        conf_ctx_nomem(ctx);
+        return;
     }
+    *ns = (names_t){k, nk, arr, n};
+    queue(ctx, check_unique_names_cb, path, ns, (conf_mark_t){0, 0});
 }
 
-static void walk_list(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *k,
-                      const conf_node_t *v, conf_mark_t where, void *obj)
+static void walk_list(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *k, const conf_node_t *v,
+                      conf_mark_t where, void *obj)
 {
     char path[PATH_MAX_LEN], label[CONF_QUOTE_MAX];
     frame_t kf = {.up = fr, .seg = k->name};
@@ -614,11 +669,14 @@ static void walk_list(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *k,
         else
             snprintf(label, sizeof(label), "%zu", i);
         frame_t ef = {.up = &kf, .is_index = true, .i = i, .noun = k->noun, .label = label};
-        conf_ctx_mark(ctx, elem, item->mark);
+        conf_ctx_mark(ctx, elem, true, item->mark);
         if (item->type == CONF_NODE_SCALAR && k->shorthand && !item->null) {
             /* "- 127.0.0.1:9001" is "- {address: 127.0.0.1:9001}". */
-            conf_node_t key = {.type = CONF_NODE_SCALAR, .mark = item->mark, .synthetic = true,
-                               .text = k->shorthand, .len = strlen(k->shorthand)};
+            conf_node_t key = {.type = CONF_NODE_SCALAR,
+                               .mark = item->mark,
+                               .synthetic = true,
+                               .text = k->shorthand,
+                               .len = strlen(k->shorthand)};
             conf_node_t *pair[2] = {&key, (conf_node_t *)item};
             conf_node_t map = {.type = CONF_NODE_MAP, .mark = item->mark, .items = pair, .n = 1};
             walk_object(ctx, &ef, k->sub, &map, item->mark, elem);
@@ -627,9 +685,9 @@ static void walk_list(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *k,
         } else {
             char epath[PATH_MAX_LEN], expect[256] = "a map";
             if (k->shorthand) {
-                expect_of(conf_key_find(k->sub, k->shorthand, strlen(k->shorthand)), expect,
-                          sizeof(expect));
-                strncat(expect, " or a map", sizeof(expect) - strlen(expect) - 1);
+                strcpy(expect, "a map or ");
+                expect_of(conf_key_find(k->sub, k->shorthand, strlen(k->shorthand)),
+                          expect + strlen(expect), sizeof(expect) - strlen(expect));
             }
             path_of(&ef, NULL, epath, sizeof(epath));
             type_error(ctx, epath, expect, item);
@@ -739,8 +797,11 @@ static void walk_object(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *ke
     for (size_t i = 0; map && i < map->n; i++) {
         const conf_node_t *kn = map->items[2 * i], *v = map->items[2 * i + 1];
         if (kn->type != CONF_NODE_SCALAR) {
+            char got[CONF_QUOTE_MAX];
+            got_of(kn, got, sizeof(got));
             path_of(fr, NULL, path, sizeof(path));
-            type_error(ctx, path[0] ? path : "key", "a key name", kn);
+            conf_ctx_error(ctx, kn->mark, "%s%sexpected a key name, got %s", path,
+                           path[0] ? ": " : "", got);
             continue;
         }
         const conf_key_t *k = conf_key_find(keys, kn->text, kn->len);
@@ -779,7 +840,23 @@ static void walk_object(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *ke
     }
 }
 
-/* Finish hooks run after the walk, when every value has its mark. */
+/* Finish hooks (and other checks of one object) run after the walk, when
+ * every value has its mark. */
+static void queue(conf_ctx_t *ctx, conf_finish_cb cb, const char *path, void *obj,
+                  conf_mark_t where)
+{
+    conf_finish_t *f = conf_arena_alloc(ctx->tmp, sizeof(*f));
+    if (!f || !(f->path = conf_arena_strndup(ctx->tmp, path, strlen(path)))) {
+        conf_ctx_nomem(ctx);
+        return;
+    }
+    f->cb = cb;
+    f->obj = obj;
+    f->where = where;
+    *ctx->finish_tail = f;
+    ctx->finish_tail = &f->next;
+}
+
 static void queue_finish(conf_ctx_t *ctx, const conf_key_t *k, const frame_t *fr, void *obj,
                          conf_mark_t where)
 {
@@ -787,16 +864,7 @@ static void queue_finish(conf_ctx_t *ctx, const conf_key_t *k, const frame_t *fr
     if (!k->finish)
         return;
     path_of(fr, NULL, path, sizeof(path));
-    conf_finish_t *f = conf_arena_alloc(ctx->tmp, sizeof(*f));
-    if (!f || !(f->path = conf_arena_strndup(ctx->tmp, path, strlen(path)))) {
-        conf_ctx_nomem(ctx);
-        return;
-    }
-    f->cb = k->finish;
-    f->obj = obj;
-    f->where = where;
-    *ctx->finish_tail = f;
-    ctx->finish_tail = &f->next;
+    queue(ctx, k->finish, path, obj, where);
 }
 
 void conf_walk(conf_ctx_t *ctx, const conf_node_t *root)

@@ -44,9 +44,10 @@ typedef struct {
     size_t depth, cap;
     anchor_t **anchors; /* ANCHOR_BUCKETS chains, newest first */
     conf_node_t *root;
-    size_t total; /* nodes so far, aliases expanded */
+    size_t total;     /* nodes so far, aliases expanded */
     conf_mark_t last; /* the latest known position, for events without one */
     int ndocs;
+    char said[256]; /* the last message libfyaml printed instead of collecting */
 } build_t;
 
 static conf_mark_t event_mark(build_t *b, struct fy_event *e)
@@ -172,6 +173,9 @@ static int on_alias(build_t *b, struct fy_event *e)
     const char *name = token_text(e->alias.anchor, &len);
     conf_node_t *n = anchor_find(b, name, len);
     char q[CONF_QUOTE_MAX];
+
+    if (m.col > 1 && fy_event_start_mark(e))
+        m.col--; /* the token is the name; point at its '*' */
 
     if (!n) {
         /* Also an alias inside its own anchor: anchors register when
@@ -336,7 +340,9 @@ static int on_event(build_t *b, struct fy_event *e)
     }
 }
 
-/* libfyaml's messages, collected instead of printed. */
+/* libfyaml's messages, collected instead of printed. A few (an
+ * unsupported %YAML version) are only printed: then what it printed is
+ * the message. */
 static void collect_syntax_errors(build_t *b, struct fy_diag *diag)
 {
     void *it = NULL;
@@ -351,15 +357,99 @@ static void collect_syntax_errors(build_t *b, struct fy_diag *diag)
         any = true;
     }
     if (!any)
-        conf_diag_add(b->diag, b->last.line ? b->last : (conf_mark_t){1, 1}, "invalid YAML");
+        conf_diag_add(b->diag, b->last, "%s", b->said[0] ? b->said : "invalid YAML");
 }
 
-static void discard_output_cb(struct fy_diag *diag, void *user, const char *buf, size_t len)
+/* YAML 1.2's c-printable: what may appear in a stream unescaped. */
+static bool printable(uint32_t c)
 {
+    return c == 0x09 || c == 0x0a || c == 0x0d || (c >= 0x20 && c <= 0x7e) || c == 0x85 ||
+           (c >= 0xa0 && c <= 0xd7ff) || (c >= 0xe000 && c <= 0xfffd) ||
+           (c >= 0x10000 && c <= 0x10ffff);
+}
+
+/* Checks that s is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing past U+10FFFF) of printable characters only. Returns
+ * the offset of the first offence, or len; *ret_cp is the code point
+ * there, or -1 when the UTF-8 itself is broken. */
+static size_t text_check(const unsigned char *s, size_t len, int32_t *ret_cp)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint32_t c = s[i];
+        size_t n = 0;
+        unsigned lo = 0x80, hi = 0xbf;
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            c &= 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            lo = c == 0xe0 ? 0xa0 : 0x80; /* overlong */
+            hi = c == 0xed ? 0x9f : 0xbf; /* surrogates */
+            c &= 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            lo = c == 0xf0 ? 0x90 : 0x80; /* overlong */
+            hi = c == 0xf4 ? 0x8f : 0xbf; /* past U+10FFFF */
+            c &= 0x07;
+        } else if (c >= 0x80) {
+            *ret_cp = -1;
+            return i;
+        }
+        if (n && (len - i <= n || s[i + 1] < lo || s[i + 1] > hi)) {
+            *ret_cp = -1;
+            return i;
+        }
+        for (size_t k = 1; k <= n; k++) {
+            if (s[i + k] < 0x80 || s[i + k] > 0xbf) {
+                *ret_cp = -1;
+                return i;
+            }
+            c = c << 6 | (s[i + k] & 0x3f);
+        }
+        if (!printable(c)) {
+            *ret_cp = (int32_t)c;
+            return i;
+        }
+        i += n + 1;
+    }
+    return i;
+}
+
+/* Where byte offset off is, counting columns in characters as libfyaml
+ * does; the text before off is valid UTF-8. */
+static conf_mark_t offset_mark(const char *text, size_t off)
+{
+    conf_mark_t m = {1, 1};
+    for (size_t i = 0; i < off; i++) {
+        if (text[i] == '\n') {
+            m.line++;
+            m.col = 1;
+        } else if (((unsigned char)text[i] & 0xc0) != 0x80) {
+            m.col++;
+        }
+    }
+    return m;
+}
+
+/* Keeps the last line libfyaml would have printed, without its "[ERR]: "
+ * and its newline, and with control bytes made visible. */
+static void keep_output_cb(struct fy_diag *diag, void *user, const char *buf, size_t len)
+{
+    build_t *b = user;
+    const char *p = buf, *end = buf + len;
     (void)diag;
-    (void)user;
-    (void)buf;
-    (void)len;
+    if (len > 7 && memcmp(buf, "[ERR]: ", 7) == 0)
+        p += 7;
+    while (end > p && (end[-1] == '\n' || end[-1] == ' '))
+        end--;
+    if (end == p)
+        return;
+    /* conf_quote makes control bytes visible; the quotes it adds go */
+    conf_quote(b->said, sizeof(b->said), p, (size_t)(end - p));
+    size_t n = strlen(b->said);
+    memmove(b->said, b->said + 1, n - 2);
+    b->said[n - 2] = 0;
 }
 
 int conf_yaml_parse(const char *text, size_t len, conf_arena_t *tmp, conf_diag_t *d,
@@ -372,13 +462,32 @@ int conf_yaml_parse(const char *text, size_t len, conf_arena_t *tmp, conf_diag_t
     struct fy_event *e;
     int r = -ENOMEM;
 
+    /* YAML is printable Unicode text. Checking that first also keeps
+     * libfyaml 0.7 out of its bugs on other input: a loop on a directive
+     * line with broken UTF-8 ("%\xd1"), a crash in fy_parser_destroy after
+     * a NUL ("? s:\t\0"). */
+    int32_t cp;
+    size_t ok = text_check((const unsigned char *)text, len, &cp);
+    if (ok < len) {
+        if (cp < 0)
+            conf_diag_add(d, offset_mark(text, ok),
+                          "invalid UTF-8 (byte 0x%02x): the file must be UTF-8 text",
+                          (unsigned char)text[ok]);
+        else
+            conf_diag_add(d, offset_mark(text, ok),
+                          "character U+%04X is not allowed in YAML (write it as an escape in "
+                          "a double-quoted string)",
+                          (unsigned)cp);
+        return -EINVAL;
+    }
     b.anchors = conf_arena_alloc(tmp, ANCHOR_BUCKETS * sizeof(*b.anchors));
     if (!b.anchors)
         goto out;
     /* No output of its own: errors are collected and read back below. */
     fy_diag_cfg_default(&dcfg);
     dcfg.fp = NULL;
-    dcfg.output_fn = discard_output_cb;
+    dcfg.output_fn = keep_output_cb;
+    dcfg.user = &b;
     dcfg.colorize = false;
     diag = fy_diag_create(&dcfg);
     if (!diag)

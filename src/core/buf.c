@@ -57,6 +57,8 @@ int buf_append(buf_t *b, const void *p, size_t n)
         return -ENOMEM;
     if (n > buf_free_space(b))
         return -ENOSPC;
+    if (n == 0)
+        return 0; /* p may be NULL (STR_NULL): memcpy must not see it */
     if (n > buf_room(b))
         buf_compact(b);
     memcpy(b->data + b->tail, p, n);

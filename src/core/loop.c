@@ -260,20 +260,27 @@ static void async_io_cb(loop_t *loop, loop_io_t *io, uint32_t events)
 {
     loop_async_t *a = (loop_async_t *)((char *)io - offsetof(loop_async_t, io));
     uint64_t v;
+    ssize_t n;
     (void)events;
-    /* One read resets the counter: however many sends, one callback. */
-    while (read(io->fd, &v, sizeof(v)) < 0 && errno == EINTR)
-        ;
-    a->cb(loop, a);
+    /* One read resets the counter: however many sends, one callback. A
+     * read that finds nothing (EAGAIN) means no send: no callback. */
+    do
+        n = read(io->fd, &v, sizeof(v));
+    while (n < 0 && errno == EINTR);
+    if (n == (ssize_t)sizeof(v))
+        a->cb(loop, a);
 }
 
 int loop_async_init(loop_t *loop, loop_async_t *a, loop_async_cb cb)
 {
+    a->io.fd = -1; /* so that loop_async_deinit after a failure is harmless */
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0)
         return -errno;
     a->cb = cb;
-    int err = loop_io_add(loop, &a->io, fd, async_io_cb);
+    /* Readable only: an eventfd is always writable, and EPOLLOUT would only
+     * wake the loop for nothing. */
+    int err = io_register(loop, &a->io, fd, async_io_cb, EPOLLIN | EPOLLET);
     if (err < 0) {
         close(fd);
         a->io.fd = -1;

@@ -20,7 +20,8 @@ bool str_case_eq(str_t a, str_t b)
 
 bool str_has_prefix(str_t s, str_t prefix)
 {
-    return s.len >= prefix.len && memcmp(s.p, prefix.p, prefix.len) == 0;
+    /* prefix.len == 0 first: a NULL view must not reach memcmp (UB, UBSan). */
+    return s.len >= prefix.len && (prefix.len == 0 || memcmp(s.p, prefix.p, prefix.len) == 0);
 }
 
 bool str_case_has_suffix(str_t s, str_t suffix)

@@ -598,6 +598,10 @@ static int on_response_head(client_t *c, http_response_t *res)
     if (res->body == HTTP_BODY_CLOSE)
         c->keep_alive = false;
     c->tx.up_keep_alive = res->keep_alive;
+    if (request_sent(c)) {
+        buf_deinit(&u->out); /* no retry possible past this point */
+        c->tx.req_head_sent = 0;
+    }
     if (head_write_response(&c->out, res, c->tx.minor, c->keep_alive, reqid) < 0)
         return tx_fail(c, 502);
     c->tx.status = res->status;
@@ -864,10 +868,27 @@ static void client_timer_cb(loop_t *loop, loop_timer_t *t)
     client_run(c);
 }
 
+/* True while the transaction waits for the client (more request body, or
+ * room to write the response), not for the server: the server's timer must
+ * not blame the server for a slow client. */
+static bool waiting_on_client(const client_t *c)
+{
+    const upstream_t *u = c->up;
+    if (c->tx.response_started)
+        return buf_len(&c->out) > 0 || c->tx.resp_body.pending > 0;
+    return !c->tx.req_body.done && c->tx.req_body.pending == 0 &&
+           c->tx.req_head_sent == buf_len(&u->out);
+}
+
 void client_upstream_timeout(client_t *c)
 {
     stats_listener_t *ls = lstats(c);
     upstream_t *u = c->up;
+    if (u->state != UP_CONNECTING && waiting_on_client(c)) {
+        loop_timer_start(c->w->loop, &u->timer,
+                         c->w->conf->pools[u->srv->pool].response_timeout_ms);
+        return;
+    }
     if (u->state == UP_CONNECTING) {
         STAT_INC(ls->timeouts[TIMEOUT_CONNECT]);
         STAT_INC(u->srv->stats->connect_errors);

@@ -97,7 +97,9 @@ static int write_forwarded_element(buf_t *out, const http_request_t *req,
     APPEND(ctx->client_ip);
     if (v6)
         APPEND_LIT("]\"");
-    if (req->host.len) {
+    /* host= repeats the Host value: only when short, so that the growth of a
+     * rewritten head stays bounded (the proxy reserves 4 KiB for it). */
+    if (req->host.len && req->host.len <= 255) {
         bool plain = true;
         for (size_t i = 0; i < req->host.len; i++)
             if (req->host.p[i] == '"' || req->host.p[i] == '\\')

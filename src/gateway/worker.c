@@ -226,8 +226,8 @@ worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_lo
     w->resp_limits.max_request_line = w->up_in_cap;
     w->resp_limits.max_header_bytes = w->up_in_cap;
     w->resp_limits.max_headers = GW_RESPONSE_MAX_FIELDS;
-    /* Rewritten heads grow by the forwarding fields (Forwarded repeats Host). */
-    w->up_out_cap = 2 * max_head + 1024;
+    /* Rewritten heads grow by the forwarding fields (bounded: see head.c). */
+    w->up_out_cap = max_head + 4096;
     w->client_out_cap = w->up_in_cap + 1024;
     access_log_writer_init(&w->alog, alog, &w->stats->access_log_dropped);
     loop_set_idle(w->loop, idle_cb, w);

@@ -2,9 +2,10 @@
  * field-line parser used for request and response heads, the version
  * parser, authority validation and the one pass over the parsed fields that
  * extracts what framing and connection management need. The byte-level work
- * is a single forward pass with table lookups (and a word-at-a-time skip over
- * field values, the bulk of a head); the semantic pass only looks at the few
- * fields whose names it recognises. */
+ * is a single forward pass: table lookups for short runs (names, methods),
+ * 16 bytes at a time with SSE2 (8 with word arithmetic elsewhere) for field
+ * values and targets, the bulk of a head. The semantic pass then looks only
+ * at the few fields whose names it recognises. */
 #include "http/parse_common.h"
 
 /* The table is computed by the compiler from these predicates, so the
@@ -62,8 +63,46 @@ static inline uint64_t has_byte(uint64_t x, uint64_t b)
     return (y - ONES) & ~y & HIGHS;
 }
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+
+/* Bit k set when byte k of the 16 at p may not appear in a field value:
+ * below 0x20 but not HTAB, or DEL. Unsigned compare through max_epu8. */
+static inline unsigned value_stops16(const unsigned char *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i ge = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x20)), v);
+    __m128i ok = _mm_or_si128(ge, _mm_cmpeq_epi8(v, _mm_set1_epi8('\t')));
+    __m128i bad =
+        _mm_or_si128(_mm_xor_si128(ok, _mm_set1_epi8(-1)), _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)));
+    return (unsigned)_mm_movemask_epi8(bad);
+}
+
+/* Bit k set when byte k of the 16 at p ends a request-target: <= 0x20, DEL
+ * or '#'. */
+static inline unsigned target_stops16(const unsigned char *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i gt = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x21)), v);
+    __m128i bad = _mm_or_si128(_mm_xor_si128(gt, _mm_set1_epi8(-1)),
+                               _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)),
+                                            _mm_cmpeq_epi8(v, _mm_set1_epi8('#'))));
+    return (unsigned)_mm_movemask_epi8(bad);
+}
+#endif
+
+/* Values are most of a head's bytes: 16 at a time with SSE2 (every x86-64),
+ * then 8 at a time with plain word arithmetic, then one by one. */
 size_t http_skip_value(const unsigned char *p, size_t i, size_t end)
 {
+#ifdef __SSE2__
+    while (end - i >= 16) {
+        unsigned m = value_stops16(p + i);
+        if (m)
+            return i + (size_t)__builtin_ctz(m);
+        i += 16;
+    }
+#endif
     for (;;) {
         while (end - i >= 8) {
             uint64_t x;
@@ -83,6 +122,14 @@ size_t http_skip_value(const unsigned char *p, size_t i, size_t end)
 
 size_t http_skip_target(const unsigned char *p, size_t i, size_t end)
 {
+#ifdef __SSE2__
+    while (end - i >= 16) {
+        unsigned m = target_stops16(p + i);
+        if (m)
+            return i + (size_t)__builtin_ctz(m);
+        i += 16;
+    }
+#endif
     while (end - i >= 8) {
         uint64_t x;
         memcpy(&x, p + i, 8);
@@ -104,8 +151,7 @@ static int parse_field_line(const http_scan_t *s, size_t i, http_field_t *f, siz
     size_t start = i;
     int rc;
 
-    while (i < s->end && http_is(p[i], HTTP_C_TCHAR))
-        i++;
+    i = http_skip_token(p, i, s->end);
     if (i == s->end)
         return http_scan_need(s, i, r);
     if (p[i] != ':') {
@@ -191,6 +237,21 @@ int http_parse_version(const http_scan_t *s, size_t *pos, int *ret_major, int *r
 
 /* ---- the semantic pass ---- */
 
+/* Case-insensitive match of a field name, token or value against a
+ * lowercase literal of letters, digits and '-': OR-ing 0x20 folds case and
+ * maps no other byte allowed there (CTLs are gone) onto one of those. Inline,
+ * as it runs for most fields of every head. */
+static inline bool name_is(str_t n, const char *lower, size_t len)
+{
+    if (n.len != len)
+        return false;
+    for (size_t k = 0; k < len; k++)
+        if (((unsigned char)n.p[k] | 0x20) != (unsigned char)lower[k])
+            return false;
+    return true;
+}
+#define NAME_IS(n, lit) name_is((n), lit, sizeof(lit) - 1)
+
 /* Content-Length: 1#DIGIT, every element the same number (RFC 9110 8.6).
  * Elements are split by hand rather than with str_next_token so that a
  * trailing comma still yields its (empty, refused) element. */
@@ -204,8 +265,7 @@ static void info_content_length(http_head_info_t *info, str_t v)
         const char *el_end = comma ? comma : end;
         unsigned long long n;
         str_t el = str_trim_ows(str_from(p, (size_t)(el_end - p)));
-        if (str_to_u64(el, HTTP_MAX_LENGTH, &n) < 0 ||
-            (had && n != info->content_length)) {
+        if (str_to_u64(el, HTTP_MAX_LENGTH, &n) < 0 || (had && n != info->content_length)) {
             info->cl_bad = true;
             return;
         }
@@ -304,7 +364,7 @@ static void info_transfer_encoding(http_head_info_t *info, str_t v)
             info->te_bad = true;
             return;
         }
-        if (str_case_eq(name, STR_LIT("chunked"))) {
+        if (NAME_IS(name, "chunked")) {
             if (info->te_chunked || params) {
                 info->te_bad = true;
                 return;
@@ -335,18 +395,17 @@ static int info_connection(http_head_info_t *info, str_t v, http_reject_t *r)
             continue; /* empty list elements are ignored (RFC 9110 5.6.1.2) */
         if (skip_token(el, 0) != el.len)
             return http_reject(r, HTTP_REJECT_BAD_HEADER_VALUE);
-        if (str_case_eq(el, STR_LIT("close")))
+        if (NAME_IS(el, "close"))
             info->conn_close = true;
-        else if (str_case_eq(el, STR_LIT("keep-alive")))
+        else if (NAME_IS(el, "keep-alive"))
             info->conn_keep_alive = true;
-        else if (str_case_eq(el, STR_LIT("upgrade")))
+        else if (NAME_IS(el, "upgrade"))
             info->conn_upgrade = true;
     }
     return 0;
 }
 
-int http_head_info(const http_field_t *fields, size_t n, http_head_info_t *info,
-                   http_reject_t *r)
+int http_head_info(const http_field_t *fields, size_t n, http_head_info_t *info, http_reject_t *r)
 {
     memset(info, 0, sizeof(*info));
     for (size_t k = 0; k < n; k++) {
@@ -355,30 +414,30 @@ int http_head_info(const http_field_t *fields, size_t n, http_head_info_t *info,
         /* Dispatch on the length first: most fields match no length here. */
         switch (name.len) {
         case 4:
-            if (str_case_eq(name, STR_LIT("host")) && info->nhost++ == 0)
+            if (NAME_IS(name, "host") && info->nhost++ == 0)
                 info->host = v;
             break;
         case 6:
-            if (str_case_eq(name, STR_LIT("expect")))
-                info->expect_continue = str_case_eq(v, STR_LIT("100-continue"));
+            if (NAME_IS(name, "expect"))
+                info->expect_continue = NAME_IS(v, "100-continue");
             break;
         case 7:
-            if (str_case_eq(name, STR_LIT("upgrade")))
+            if (NAME_IS(name, "upgrade"))
                 info->upgrade_seen = true;
             break;
         case 10:
-            if (str_case_eq(name, STR_LIT("connection")))
+            if (NAME_IS(name, "connection"))
                 rc = info_connection(info, v, r);
             break;
         case 14:
-            if (str_case_eq(name, STR_LIT("content-length"))) {
+            if (NAME_IS(name, "content-length")) {
                 if (!info->cl_bad)
                     info_content_length(info, v);
                 info->cl_seen = true;
             }
             break;
         case 17:
-            if (str_case_eq(name, STR_LIT("transfer-encoding"))) {
+            if (NAME_IS(name, "transfer-encoding")) {
                 if (!info->te_bad)
                     info_transfer_encoding(info, v);
                 info->te_seen = true;

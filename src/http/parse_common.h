@@ -90,6 +90,21 @@ static inline int http_reject_at(const http_scan_t *s, size_t i, http_reject_t w
     return http_reject(r, why);
 }
 
+/* Skips token bytes from i; returns the index of the first other byte, or
+ * end. Four lookups per branch: names are short, so no vector set-up. */
+static inline size_t http_skip_token(const unsigned char *p, size_t i, size_t end)
+{
+    while (end - i >= 4) {
+        if (!(http_ctype[p[i]] & http_ctype[p[i + 1]] & http_ctype[p[i + 2]] &
+              http_ctype[p[i + 3]] & HTTP_C_TCHAR))
+            break;
+        i += 4;
+    }
+    while (i < end && http_is(p[i], HTTP_C_TCHAR))
+        i++;
+    return i;
+}
+
 /* Skips request-target bytes (HTTP_C_TARGET) from i; returns the index of
  * the first other byte, or end. */
 size_t http_skip_target(const unsigned char *p, size_t i, size_t end);
@@ -131,8 +146,7 @@ typedef struct {
  * that is not a list of tokens (BAD_HEADER_VALUE). Content-Length and
  * Transfer-Encoding problems are only recorded: the caller decides their
  * order and reasons. */
-int http_head_info(const http_field_t *fields, size_t n, http_head_info_t *info,
-                   http_reject_t *r);
+int http_head_info(const http_field_t *fields, size_t n, http_head_info_t *info, http_reject_t *r);
 
 /* Parses "HTTP/" DIGIT "." DIGIT at p[*pos]. Returns 0 with the digits, or
  * -EBADMSG with bad_reason (bare CR/LF reported as such), or -EAGAIN / limit

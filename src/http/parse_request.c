@@ -95,8 +95,7 @@ static int parse_request_line(const http_scan_t *s, size_t *pos, http_request_t 
     size_t i = *pos, start = i;
     int major, minor, rc;
 
-    while (i < s->end && http_is(p[i], HTTP_C_TCHAR))
-        i++;
+    i = http_skip_token(p, i, s->end);
     if (i == s->end)
         return http_scan_need(s, i, r);
     if (p[i] != ' ')
@@ -111,8 +110,7 @@ static int parse_request_line(const http_scan_t *s, size_t *pos, http_request_t 
         return http_scan_need(s, i, r);
     if (p[i] != ' ') {
         bool eol = p[i] == '\r' || p[i] == '\n'; /* HTTP/0.9-style, no version */
-        return http_reject_at(s, i, eol ? HTTP_REJECT_BAD_REQUEST_LINE : HTTP_REJECT_BAD_TARGET,
-                              r);
+        return http_reject_at(s, i, eol ? HTTP_REJECT_BAD_REQUEST_LINE : HTTP_REJECT_BAD_TARGET, r);
     }
     if (i == start)
         return http_reject(r, HTTP_REJECT_BAD_REQUEST_LINE);

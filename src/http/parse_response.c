@@ -108,9 +108,9 @@ static int finish_response(http_response_t *res, bool head_request, http_reject_
     return 0;
 }
 
-int http_parse_response(http_response_t *res, const char *buf, size_t len,
-                        const http_limits_t *lim, bool head_request, http_field_t *fields,
-                        size_t cap, http_reject_t *ret_reason)
+int http_parse_response(http_response_t *res, const char *buf, size_t len, const http_limits_t *lim,
+                        bool head_request, http_field_t *fields, size_t cap,
+                        http_reject_t *ret_reason)
 {
     http_response_t q = {0};
     http_reject_t why = HTTP_REJECT_NONE;

@@ -164,8 +164,7 @@ bool prom_name_valid(const char *name)
     if (!name || !*name)
         return false;
     for (const char *c = name; *c; c++) {
-        bool alpha = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' ||
-                     *c == ':';
+        bool alpha = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' || *c == ':';
         if (!alpha && !(c != name && *c >= '0' && *c <= '9'))
             return false;
     }
@@ -206,8 +205,7 @@ static uint64_t hash_name(const char *s, size_t n)
     return h;
 }
 
-static bool family_is(const prom_t *p, const family_t *f, const char *name, size_t n,
-                      uint64_t h)
+static bool family_is(const prom_t *p, const family_t *f, const char *name, size_t n, uint64_t h)
 {
     return f->hash == h && f->len == n && memcmp(p->data + f->off, name, n) == 0;
 }
@@ -273,8 +271,8 @@ static bool sample_ok(const prom_t *p, const char *name, prom_type_t type)
 }
 
 /* name[suffix]{k="v",...[,le="le"]} -- the value follows. */
-static void put_series(prom_t *p, const char *name, const char *suffix,
-                       const prom_label_t *labels, size_t nlabels, const char *le)
+static void put_series(prom_t *p, const char *name, const char *suffix, const prom_label_t *labels,
+                       size_t nlabels, const char *le)
 {
     puts_(p, name);
     if (suffix)
@@ -313,8 +311,8 @@ static int sample_u64(prom_t *p, prom_type_t type, const char *name, const prom_
     return p->err;
 }
 
-static int sample_double(prom_t *p, prom_type_t type, const char *name,
-                         const prom_label_t *labels, size_t nlabels, double v)
+static int sample_double(prom_t *p, prom_type_t type, const char *name, const prom_label_t *labels,
+                         size_t nlabels, double v)
 {
     assert(sample_ok(p, name, type) || p->err);
     put_series(p, name, NULL, labels, nlabels, NULL);
@@ -330,8 +328,8 @@ int prom_counter(prom_t *p, const char *name, const prom_label_t *labels, size_t
     return sample_u64(p, PROM_COUNTER, name, labels, nlabels, value);
 }
 
-int prom_counter_double(prom_t *p, const char *name, const prom_label_t *labels,
-                        size_t nlabels, double value)
+int prom_counter_double(prom_t *p, const char *name, const prom_label_t *labels, size_t nlabels,
+                        double value)
 {
     return sample_double(p, PROM_COUNTER, name, labels, nlabels, value);
 }
@@ -349,8 +347,8 @@ int prom_gauge_u64(prom_t *p, const char *name, const prom_label_t *labels, size
 }
 
 int prom_histogram(prom_t *p, const char *name, const prom_label_t *labels, size_t nlabels,
-                   const double *bounds, const uint64_t *bucket_counts, size_t nbounds,
-                   double sum, uint64_t count)
+                   const double *bounds, const uint64_t *bucket_counts, size_t nbounds, double sum,
+                   uint64_t count)
 {
     assert(sample_ok(p, name, PROM_HISTOGRAM) || p->err);
     for (size_t i = 0; i < nlabels; i++)

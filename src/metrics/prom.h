@@ -65,8 +65,8 @@ int prom_family(prom_t *p, const char *name, prom_type_t type, const char *help)
  * Each returns 0 or the sticky error. */
 int prom_counter(prom_t *p, const char *name, const prom_label_t *labels, size_t nlabels,
                  uint64_t value);
-int prom_counter_double(prom_t *p, const char *name, const prom_label_t *labels,
-                        size_t nlabels, double value);
+int prom_counter_double(prom_t *p, const char *name, const prom_label_t *labels, size_t nlabels,
+                        double value);
 int prom_gauge(prom_t *p, const char *name, const prom_label_t *labels, size_t nlabels,
                double value);
 int prom_gauge_u64(prom_t *p, const char *name, const prom_label_t *labels, size_t nlabels,
@@ -80,8 +80,8 @@ int prom_gauge_u64(prom_t *p, const char *name, const prom_label_t *labels, size
  * sum is used, so the output stays a valid histogram. A last bound of +Inf is
  * allowed and not repeated. labels must not contain "le". */
 int prom_histogram(prom_t *p, const char *name, const prom_label_t *labels, size_t nlabels,
-                   const double *bounds, const uint64_t *bucket_counts, size_t nbounds,
-                   double sum, uint64_t count);
+                   const double *bounds, const uint64_t *bucket_counts, size_t nbounds, double sum,
+                   uint64_t count);
 
 /* 0, or the first error. */
 int prom_error(const prom_t *p);

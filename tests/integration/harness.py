@@ -427,10 +427,12 @@ class Manager:
                 continue
             was_running = s.alive()
             rc = s.stop()
-            if was_running and rc != 0:
-                problems.append("%s: exit status after SIGTERM was %r, expected 0" % (s.name, rc))
-            elif not was_running and s.returncode not in (0,) and not getattr(s, "expect_exit", False):
-                problems.append("%s: had already exited with status %r" % (s.name, s.returncode))
+            if rc != 0 and not getattr(s, "expect_exit", False):
+                if was_running:
+                    problems.append("%s: exit status after SIGTERM was %r, expected 0"
+                                    % (s.name, rc))
+                else:
+                    problems.append("%s: had exited by itself with status %r" % (s.name, rc))
             reps = s.sanitizer_reports()
             if reps:
                 problems.append("%s: sanitizer reports in stderr:\n  %s"

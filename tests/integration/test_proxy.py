@@ -259,13 +259,18 @@ def test_backend_connection_close_response_is_followed_by_a_new_upstream_connect
 def test_response_body_larger_than_buffer_is_streamed_to_slow_client(env):
     s, b = start(env)
     n = 8 << 20
-    sock = socket.create_connection(("127.0.0.1", s.port()))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: small window
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", s.port()))
     try:
         sock.sendall(build_request("GET", "/bytes/%d" % n))
         time.sleep(0.5)  # the proxy must hold at most its buffers, not the body
         cnt = Counter()
-        r = read_response(Reader(sock, recv_size=65536), sink=cnt.feed)
+        try:
+            r = read_response(Reader(sock, recv_size=65536), sink=cnt.feed)
+        except socket.timeout:
+            raise AssertionError("response stalled after %d of %d bytes" % (cnt.n, n))
     finally:
         sock.close()
     assert r.status == 200 and cnt.matches(n)

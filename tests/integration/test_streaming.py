@@ -65,7 +65,9 @@ def test_big_upload_is_streamed_with_bounded_memory(env, framing):
                              stderr=subprocess.PIPE)
         t = threading.Thread(target=_feed, args=(p.stdin, N))
         t.start()
-        out, err = p.communicate(timeout=320)
+        out = p.stdout.read()  # not communicate(): it would close stdin under the feeder
+        err = p.stderr.read()
+        p.wait(30)
         t.join()
     assert p.returncode == 0, err
     rep = json.loads(out)

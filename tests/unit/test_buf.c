@@ -51,6 +51,7 @@ static void test_buf_append_refuses_overflow_without_writing(void **state)
     assert_int_equal(buf_append(&b, "678", 3), 0);
     assert_buf(&b, "12345678");
     assert_int_equal(buf_append(&b, "", 0), 0);
+    assert_int_equal(buf_append_str(&b, STR_NULL), 0); /* UBSan: no memcpy from NULL */
     assert_int_equal(buf_append(&b, "x", 1), -ENOSPC);
     buf_deinit(&b);
 }

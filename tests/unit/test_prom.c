@@ -270,14 +270,13 @@ static void write_realistic_page(prom_t *p)
         prom_histogram(p, "surety_request_duration_seconds", PROM_LABELS({"pool", pools[i]}), lat,
                        lat_counts, sizeof(lat) / sizeof(lat[0]), 35.125 * (double)(i + 1), 1761);
     prom_family(p, "surety_server_up", PROM_GAUGE, "1 when the server passes health checks.");
-    prom_gauge(p, "surety_server_up",
-               PROM_LABELS({"pool", "site"}, {"server", "127.0.0.1:9001"}), 1);
+    prom_gauge(p, "surety_server_up", PROM_LABELS({"pool", "site"}, {"server", "127.0.0.1:9001"}),
+               1);
     prom_gauge(p, "surety_server_up",
                PROM_LABELS({"pool", "weird\"name\\with\nnewline"}, {"server", "[::1]:9002"}), 0);
     prom_family(p, "surety_config_last_reload_success_timestamp_seconds", PROM_GAUGE,
                 "Wall-clock time of the last successful reload.");
-    prom_gauge(p, "surety_config_last_reload_success_timestamp_seconds", NULL, 0,
-               1764416704.123);
+    prom_gauge(p, "surety_config_last_reload_success_timestamp_seconds", NULL, 0, 1764416704.123);
 }
 
 static void test_prom_realistic_page_passes_promtool_check_metrics(void **state)

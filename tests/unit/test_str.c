@@ -36,8 +36,8 @@ static void test_str_case_eq_folds_ascii_only(void **state)
         {"", "", true},
         {"a", "", false},
         {"abc", "abd", false},
-        {"[", "{", false},   /* 0x5b vs 0x7b: not letters, must not fold */
-        {"@", "`", false},   /* 0x40 vs 0x60 */
+        {"[", "{", false},       /* 0x5b vs 0x7b: not letters, must not fold */
+        {"@", "`", false},       /* 0x40 vs 0x60 */
         {"\xc4", "\xe4", false}, /* Latin-1 letters are not ASCII */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -49,11 +49,16 @@ static void test_str_prefix_and_suffix(void **state)
     (void)state;
     assert_true(str_has_prefix(STR_LIT("/api/v1/x"), STR_LIT("/api/")));
     assert_true(str_has_prefix(STR_LIT("/api"), STR_LIT("")));
+    assert_true(str_has_prefix(STR_NULL, STR_NULL)); /* UBSan: no memcmp on NULL */
+    assert_false(str_has_prefix(STR_NULL, STR_LIT("/")));
     assert_false(str_has_prefix(STR_LIT("/ap"), STR_LIT("/api")));
     assert_false(str_has_prefix(STR_LIT("/API/"), STR_LIT("/api/"))); /* case-sensitive */
     assert_true(str_case_has_suffix(STR_LIT("gzip, CHUNKED"), STR_LIT("chunked")));
     assert_true(str_case_has_suffix(STR_LIT("x"), STR_LIT("")));
     assert_false(str_case_has_suffix(STR_LIT("ed"), STR_LIT("chunked")));
+    assert_true(str_case_has_suffix(STR_NULL, STR_NULL));
+    assert_true(str_case_eq(STR_NULL, STR_LIT("")));
+    assert_true(str_eq(str_trim_ows(STR_NULL), STR_NULL));
 }
 
 static void test_str_trim_ows_removes_space_and_tab_only(void **state)

@@ -1,0 +1,412 @@
+/* The rules that a key's type and range cannot express: what a name, a
+ * host or a path may look like, rules between keys of one object (a head
+ * limit at least the URI limit, a server listed once per pool), and rules
+ * across the whole file (a route names a pool that exists, no two
+ * listeners and not the admin listener share an address). The table names
+ * these hooks; walk.c calls them with the position of what they check, so
+ * every message still has its LINE:COL. */
+#include "conf/conf_int.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NAME_MAX_LEN 64
+#define LIST_NAMES_MAX 10
+
+/* A name for a message, quoted and safe to print (it may be one that was
+ * itself reported as invalid). */
+#define QNAME(buf, s) (conf_quote(buf, sizeof(buf), s, strlen(s)), buf)
+
+/* The mark of field, or fallback when it was a default. */
+static conf_mark_t mark_or(conf_ctx_t *ctx, const void *field, conf_mark_t fallback)
+{
+    conf_mark_t m;
+    return conf_ctx_mark_find(ctx, field, false, &m) ? m : fallback;
+}
+
+void conf_check_name(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m)
+{
+    size_t len = strlen(value);
+    bool ok = len >= 1 && len <= NAME_MAX_LEN;
+    char q[CONF_QUOTE_MAX];
+
+    for (size_t i = 0; ok && i < len; i++) {
+        char c = value[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '_' || c == '.' || c == '-';
+    }
+    if (ok)
+        return;
+    conf_quote(q, sizeof(q), value, len);
+    conf_ctx_error(ctx, m, "%s: %s is not a valid name: use 1 to %d of A-Z a-z 0-9 _ . -", path, q,
+                   NAME_MAX_LEN);
+}
+
+void conf_check_host(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m)
+{
+    size_t len = strlen(value);
+    char q[CONF_QUOTE_MAX];
+    conf_quote(q, sizeof(q), value, len);
+
+    if (strchr(value, ':')) {
+        conf_ctx_error(ctx, m,
+                       "%s: %s has a port; a route matches the host name only, without "
+                       "a port",
+                       path, q);
+        return;
+    }
+    /* Stored the way requests are compared: lower case, and without the
+     * final dot of a fully qualified name (the proxy drops it too). */
+    for (size_t i = 0; i < len; i++)
+        if (value[i] >= 'A' && value[i] <= 'Z')
+            value[i] = (char)(value[i] - 'A' + 'a');
+    if (len > 1 && value[len - 1] == '.')
+        value[--len] = 0;
+    const char *name = value;
+    if (len >= 2 && value[0] == '*' && value[1] == '.')
+        name += 2;
+    bool ok = name[0] != 0 && name[0] != '.' && !strstr(name, "..");
+    for (const char *c = name; ok && *c; c++)
+        ok = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '.' || *c == '-';
+    if (!ok)
+        conf_ctx_error(ctx, m,
+                       "%s: %s is not a host name: use letters, digits, '.' and '-', optionally "
+                       "after a leading '*.'",
+                       path, q);
+}
+
+void conf_check_path(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m)
+{
+    char q[CONF_QUOTE_MAX];
+    conf_quote(q, sizeof(q), value, strlen(value));
+    if (value[0] != '/')
+        conf_ctx_error(ctx, m, "%s: a path prefix must start with '/', got %s", path, q);
+    else if (strpbrk(value, " ?#"))
+        conf_ctx_error(ctx, m, "%s: a path prefix cannot contain a space, '?' or '#', got %s", path,
+                       q);
+}
+
+/* "32k" rather than "32768" when it is exact, as the file would say it. */
+static void size_format(size_t v, char *out, size_t n)
+{
+    if (v && v % (1u << 20) == 0)
+        snprintf(out, n, "%zum", v >> 20);
+    else if (v && v % 1024 == 0)
+        snprintf(out, n, "%zuk", v >> 10);
+    else
+        snprintf(out, n, "%zu", v);
+}
+
+void conf_finish_root(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where)
+{
+    conf_t *c = obj;
+    (void)ctx;
+    (void)path;
+    (void)where;
+    if (c->workers == 0) { /* auto */
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->workers = n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
+    }
+    c->admin_enabled = c->admin_listen != NULL;
+}
+
+void conf_finish_listener(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where)
+{
+    conf_listener_t *l = obj;
+    char hb[32], uri[32];
+    conf_mark_t m;
+
+    if (l->max_header_bytes >= l->max_uri || !l->max_uri || !l->max_header_bytes)
+        return;
+    /* Point at whichever of the two was written; header_bytes if both. */
+    if (!conf_ctx_mark_find(ctx, &l->max_header_bytes, false, &m))
+        m = mark_or(ctx, &l->max_uri, where);
+    size_format(l->max_header_bytes, hb, sizeof(hb));
+    size_format(l->max_uri, uri, sizeof(uri));
+    conf_ctx_error(ctx, m, "%s: limits.header_bytes (%s) must be at least limits.uri (%s)", path,
+                   hb, uri);
+}
+
+static bool addr_equal(const sock_addr_t *a, const sock_addr_t *b)
+{
+    if (a->ss.ss_family != b->ss.ss_family || sock_addr_port(a) != sock_addr_port(b))
+        return false;
+    if (a->ss.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)&b->ss)->sin_addr.s_addr;
+    if (a->ss.ss_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr,
+                      &((const struct sockaddr_in6 *)&b->ss)->sin6_addr, 16) == 0;
+    return false;
+}
+
+static bool addr_is_any(const sock_addr_t *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (a->ss.ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+    return false;
+}
+
+/* Two listening sockets collide when they are the same address, or one is
+ * the wildcard of the other's family on the same port (IPv6 sockets are
+ * V6ONLY, so 0.0.0.0 and [::] do not). */
+static bool addr_overlap(const sock_addr_t *a, const sock_addr_t *b)
+{
+    if (a->ss.ss_family != b->ss.ss_family || sock_addr_port(a) != sock_addr_port(b))
+        return false;
+    return addr_equal(a, b) || addr_is_any(a) || addr_is_any(b);
+}
+
+typedef struct {
+    int (*cmp)(size_t a, size_t b, void *arg);
+    void *arg;
+} dupsort_t;
+
+static int dupsort_cmp(const void *a, const void *b, void *p)
+{
+    const dupsort_t *s = p;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = s->cmp(x, y, s->arg);
+    if (c)
+        return c;
+    return x < y ? -1 : x > y; /* equal ones stay in order: the first is first */
+}
+
+int conf_find_duplicates(size_t n, int (*cmp)(size_t a, size_t b, void *arg), void *arg,
+                         void (*dup)(size_t first, size_t j, void *dup_arg), void *dup_arg)
+{
+    dupsort_t s = {cmp, arg};
+    size_t *idx;
+
+    if (n < 2)
+        return 0;
+    if (!(idx = malloc(n * sizeof(*idx))))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    qsort_r(idx, n, sizeof(*idx), dupsort_cmp, &s);
+    for (size_t i = 1, first = 0; i < n; i++) {
+        if (cmp(idx[first], idx[i], arg) != 0)
+            first = i;
+        else
+            dup(idx[first], idx[i], dup_arg);
+    }
+    free(idx);
+    return 0;
+}
+
+/* Orders addresses: family, then address bytes, then port. */
+static int addr_cmp(const sock_addr_t *a, const sock_addr_t *b)
+{
+    if (a->ss.ss_family != b->ss.ss_family)
+        return a->ss.ss_family < b->ss.ss_family ? -1 : 1;
+    if (!addr_equal(a, b)) {
+        if (a->ss.ss_family == AF_INET6)
+            return memcmp(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr,
+                          &((const struct sockaddr_in6 *)&b->ss)->sin6_addr, 16) < 0
+                       ? -1
+                       : 1;
+        if (a->ss.ss_family == AF_INET) {
+            uint32_t x = ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr);
+            uint32_t y = ntohl(((const struct sockaddr_in *)&b->ss)->sin_addr.s_addr);
+            if (x != y)
+                return x < y ? -1 : 1;
+        }
+    }
+    return sock_addr_port(a) - sock_addr_port(b);
+}
+
+static int server_cmp(size_t a, size_t b, void *arg)
+{
+    const conf_pool_t *p = arg;
+    const conf_server_t *x = &p->servers[a], *y = &p->servers[b];
+    if (!x->address || !y->address)
+        return !x->address - !y->address;
+    return addr_cmp(&x->addr, &y->addr);
+}
+
+typedef struct {
+    conf_ctx_t *ctx;
+    const conf_pool_t *p;
+    const char *path;
+    conf_mark_t where;
+} server_dup_t;
+
+static void server_dup(size_t first, size_t j, void *arg)
+{
+    const server_dup_t *d = arg;
+    const conf_server_t *a = &d->p->servers[first], *b = &d->p->servers[j];
+    if (!b->address)
+        return;
+    conf_mark_t ma = mark_or(d->ctx, &a->address, d->where);
+    conf_mark_t mb = mark_or(d->ctx, &b->address, d->where);
+    conf_ctx_error(d->ctx, mb,
+                   "%s.servers[%zu]: server %s is already in this pool (first at %d:%d); use "
+                   "weight to give it a larger share",
+                   d->path, j, b->address, ma.line, ma.col);
+}
+
+void conf_finish_pool(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where)
+{
+    conf_pool_t *p = obj;
+    server_dup_t d = {ctx, p, path, where};
+    /* Health and latency state is keyed by pool and server address across
+     * reloads, so the same address twice in a pool would share it. */
+    if (conf_find_duplicates(p->nservers, server_cmp, p, server_dup, &d) < 0)
+        conf_ctx_nomem(ctx);
+}
+
+/* The elements of a top-level NAMED key sorted by name, so each reference
+ * is resolved by binary search. */
+typedef struct {
+    const conf_key_t *key;
+    const char *arr;
+    size_t n;
+    size_t *idx;
+} target_t;
+
+static const char *target_name(const target_t *t, size_t i)
+{
+    return *(char *const *)(t->arr + i * t->key->elem_size + t->key->name_off);
+}
+
+static int target_cmp(const void *a, const void *b, void *p)
+{
+    return strcmp(target_name(p, *(const size_t *)a), target_name(p, *(const size_t *)b));
+}
+
+static int target_init(target_t *t, const conf_t *c, const conf_key_t *key)
+{
+    t->key = key;
+    t->arr = *(char *const *)((const char *)c + key->off);
+    t->n = *(const size_t *)((const char *)c + key->off2);
+    t->idx = malloc((t->n ? t->n : 1) * sizeof(*t->idx));
+    if (!t->idx)
+        return -ENOMEM;
+    for (size_t i = 0; i < t->n; i++)
+        t->idx[i] = i;
+    qsort_r(t->idx, t->n, sizeof(*t->idx), target_cmp, t);
+    return 0;
+}
+
+/* The index of the element called name, or -1. */
+static ssize_t target_find(const target_t *t, const char *name)
+{
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, target_name(t, t->idx[mid]));
+        if (c == 0)
+            return (ssize_t)t->idx[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return -1;
+}
+
+static void ref_missing(conf_ctx_t *ctx, const conf_ref_t *r, const target_t *t)
+{
+    char q[CONF_QUOTE_MAX], names[1024];
+    size_t o = 0;
+
+    names[0] = 0;
+    for (size_t j = 0; j < t->n && j < LIST_NAMES_MAX && o < sizeof(names); j++) {
+        /* Unquoted, as the names are written in the file. */
+        conf_quote(q, sizeof(q), target_name(t, j), strlen(target_name(t, j)));
+        q[strlen(q) - 1] = 0;
+        o += (size_t)snprintf(names + o, sizeof(names) - o, "%s%s", j ? ", " : "", q + 1);
+    }
+    if (t->n > LIST_NAMES_MAX && o < sizeof(names))
+        snprintf(names + o, sizeof(names) - o, ", ... (%zu in all)", t->n);
+    conf_quote(q, sizeof(q), r->name, strlen(r->name));
+    if (t->n)
+        conf_ctx_error(ctx, r->mark, "%s names %s %s, which does not exist; %ss are: %s", r->owner,
+                       t->key->noun, q, t->key->noun, names);
+    else
+        conf_ctx_error(ctx, r->mark, "%s names %s %s, which does not exist; no %ss are defined",
+                       r->owner, t->key->noun, q, t->key->noun);
+}
+
+static void check_refs(conf_ctx_t *ctx)
+{
+    target_t targets[4];
+    size_t ntargets = 0;
+
+    for (const conf_ref_t *r = ctx->refs; r; r = r->next) {
+        const conf_key_t *key = conf_key_find(conf_root.sub, r->key->ref, strlen(r->key->ref));
+        target_t *t = NULL;
+        for (size_t i = 0; i < ntargets && !t; i++)
+            if (targets[i].key == key)
+                t = &targets[i];
+        if (!t) {
+            assert(ntargets < sizeof(targets) / sizeof(targets[0]));
+            t = &targets[ntargets];
+            if (target_init(t, ctx->conf, key) < 0) {
+                conf_ctx_nomem(ctx);
+                break;
+            }
+            ntargets++;
+        }
+        ssize_t i = target_find(t, r->name);
+        if (i >= 0)
+            *r->target = (size_t)i;
+        else
+            ref_missing(ctx, r, t);
+    }
+    for (size_t i = 0; i < ntargets; i++)
+        free(targets[i].idx);
+}
+
+static void check_addresses(conf_ctx_t *ctx)
+{
+    conf_t *c = ctx->conf;
+    conf_mark_t admin_m, m;
+    char qa[CONF_QUOTE_MAX], qb[CONF_QUOTE_MAX];
+    bool admin_written = conf_ctx_mark_find(ctx, &c->admin_listen, false, &admin_m);
+
+    for (size_t j = 0; j < c->nlisteners; j++) {
+        const conf_listener_t *b = &c->listeners[j];
+        if (!b->listen)
+            continue;
+        m = mark_or(ctx, &b->listen, (conf_mark_t){1, 1});
+        for (size_t i = 0; i < j; i++) {
+            const conf_listener_t *a = &c->listeners[i];
+            if (!a->listen || !addr_overlap(&a->addr, &b->addr))
+                continue;
+            if (addr_equal(&a->addr, &b->addr))
+                conf_ctx_error(ctx, m, "listener %s listens on %s, which listener %s already uses",
+                               QNAME(qb, b->name), b->listen, QNAME(qa, a->name));
+            else
+                conf_ctx_error(ctx, m,
+                               "listener %s listens on %s, which overlaps listener %s on %s",
+                               QNAME(qb, b->name), b->listen, QNAME(qa, a->name), a->listen);
+            break;
+        }
+        if (!c->admin_listen || !addr_overlap(&c->admin_addr, &b->addr))
+            continue;
+        if (admin_written)
+            conf_ctx_error(ctx, admin_m, "admin.listen %s overlaps listener %s on %s",
+                           c->admin_listen, QNAME(qb, b->name), b->listen);
+        else
+            conf_ctx_error(ctx, m,
+                           "listener %s listens on %s, which overlaps the default "
+                           "admin.listen %s; set admin.listen to another address or off",
+                           QNAME(qb, b->name), b->listen, c->admin_listen);
+    }
+}
+
+void conf_check_all(conf_ctx_t *ctx)
+{
+    check_refs(ctx);
+    check_addresses(ctx);
+}

@@ -1,0 +1,968 @@
+/* Unit tests of src/conf: a good file gives the expected structs (and the
+ * table's defaults), each kind of error gives its exact FILE:LINE:COL
+ * message, all errors of a file are reported in document order, JSON is
+ * accepted, the key table is consistent, and docs/configuration.md is what
+ * the table generates. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conf/conf_int.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Loads text as name; returns what was written to errs (malloc'd). */
+static char *load_as(const char *name, const char *text, size_t len, conf_t **ret)
+{
+    char *out = NULL;
+    size_t outlen = 0;
+    FILE *errs = open_memstream(&out, &outlen);
+    assert_non_null(errs);
+    *ret = conf_load_string(name, text, len, errs);
+    fclose(errs);
+    return out;
+}
+
+static char *load(const char *text, size_t len, conf_t **ret)
+{
+    return load_as("t.yaml", text, len, ret);
+}
+
+static conf_t *load_ok(const char *text)
+{
+    conf_t *c;
+    char *errs = load(text, strlen(text), &c);
+    if (!c || errs[0])
+        fail_msg("expected a good config, got:\n%s", errs);
+    free(errs);
+    return c;
+}
+
+/* True when loading text fails with exactly the messages want. */
+static bool errors_are(const char *what, const char *text, const char *want)
+{
+    conf_t *c;
+    char *errs = load(text, strlen(text), &c);
+    bool ok = !c && strcmp(errs, want) == 0;
+    if (!ok)
+        print_error("%s:\nwant:\n%sgot%s:\n%s", what, want, c ? " (and it loaded)" : "", errs);
+    conf_unref(c);
+    free(errs);
+    return ok;
+}
+
+static void expect_errors(const char *what, const char *text, const char *want)
+{
+    if (!errors_are(what, text, want))
+        fail();
+}
+
+static uint16_t port_of(const sock_addr_t *a)
+{
+    return (uint16_t)sock_addr_port(a);
+}
+
+/* ---- good files */
+
+static void test_doc_example_loads_with_every_value(void **state)
+{
+    (void)state;
+    conf_t *c = load_ok(conf_doc_example);
+
+    assert_string_equal(c->path, "t.yaml");
+    assert_true(c->workers >= 1 && c->workers <= 256);
+    assert_int_equal(c->max_connections, 10000);
+    assert_int_equal(c->buffer_size, 16384);
+    assert_int_equal(c->drain_timeout_ms, 30000);
+    assert_true(c->admin_enabled);
+    assert_string_equal(c->admin_listen, "127.0.0.1:9090");
+    assert_int_equal(port_of(&c->admin_addr), 9090);
+    assert_string_equal(c->access_log, "var/access.log");
+    assert_int_equal(c->client_ip, CONF_CLIENT_IP_TRUNCATE);
+    assert_false(c->log_query);
+
+    assert_int_equal(c->nlisteners, 1);
+    const conf_listener_t *l = &c->listeners[0];
+    assert_string_equal(l->name, "web");
+    assert_string_equal(l->listen, "0.0.0.0:8080");
+    assert_int_equal(l->addr.ss.ss_family, AF_INET);
+    assert_int_equal(port_of(&l->addr), 8080);
+    assert_int_equal(l->header_timeout_ms, 10000);
+    assert_int_equal(l->idle_timeout_ms, 60000);
+    assert_int_equal(l->client_timeout_ms, 60000);
+    assert_int_equal(l->max_uri, 8192);
+    assert_int_equal(l->max_headers, 100);
+    assert_int_equal(l->max_header_bytes, 32768);
+    assert_int_equal(l->nroutes, 3);
+    assert_string_equal(l->routes[0].name, "api");
+    assert_string_equal(l->routes[0].host, "api.example.com");
+    assert_string_equal(l->routes[0].path, "/v1/");
+    assert_string_equal(l->routes[1].name, "assets");
+    assert_string_equal(l->routes[1].host, "*.example.com");
+    assert_string_equal(l->routes[2].name, "2");
+    assert_null(l->routes[2].host);
+    assert_null(l->routes[2].path);
+
+    assert_int_equal(c->npools, 2);
+    const conf_pool_t *site = &c->pools[0], *api = &c->pools[1];
+    assert_string_equal(site->name, "site");
+    assert_string_equal(api->name, "api");
+    assert_int_equal(l->routes[0].pool, 1);
+    assert_int_equal(l->routes[1].pool, 0);
+    assert_int_equal(l->routes[2].pool, 0);
+    assert_int_equal(site->balance, CONF_BALANCE_ROUND_ROBIN);
+    assert_int_equal(site->nservers, 2);
+    assert_string_equal(site->servers[0].address, "127.0.0.1:9001");
+    assert_int_equal(port_of(&site->servers[0].addr), 9001);
+    assert_int_equal(site->servers[0].weight, 1);
+    assert_string_equal(site->servers[1].address, "127.0.0.1:9002");
+    assert_int_equal(site->servers[1].weight, 3);
+    assert_int_equal(site->connect_timeout_ms, 3000);
+    assert_int_equal(site->response_timeout_ms, 30000);
+    assert_int_equal(site->keepalive_timeout_ms, 60000);
+    assert_int_equal(site->keepalive_max, 32);
+    assert_int_equal(api->nservers, 1);
+    assert_string_equal(api->servers[0].address, "[::1]:9101");
+    assert_int_equal(api->servers[0].addr.ss.ss_family, AF_INET6);
+    conf_unref(c);
+}
+
+/* The smallest good file; error cases put their mistake above it. */
+#define BASE                                                                                       \
+    "listeners:\n"                                                                                 \
+    "  web:\n"                                                                                     \
+    "    listen: 127.0.0.1:8080\n"                                                                 \
+    "    routes: [ { pool: site } ]\n"                                                             \
+    "pools:\n"                                                                                     \
+    "  site:\n"                                                                                    \
+    "    servers: [ 127.0.0.1:9001 ]\n"
+static const char minimal[] = BASE;
+
+static void test_minimal_file_gets_the_documented_defaults(void **state)
+{
+    (void)state;
+    conf_t *c = load_ok(minimal);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+    assert_int_equal(c->workers, ncpu < 1 ? 1 : ncpu > 256 ? 256 : ncpu);
+    assert_int_equal(c->max_connections, 10000);
+    assert_int_equal(c->buffer_size, 16 * 1024);
+    assert_int_equal(c->drain_timeout_ms, 30 * 1000);
+    assert_true(c->admin_enabled);
+    assert_string_equal(c->admin_listen, "127.0.0.1:9090");
+    assert_string_equal(c->access_log, "-");
+    assert_int_equal(c->client_ip, CONF_CLIENT_IP_TRUNCATE);
+    assert_false(c->log_query);
+    const conf_listener_t *l = &c->listeners[0];
+    assert_int_equal(l->header_timeout_ms, 10 * 1000);
+    assert_int_equal(l->idle_timeout_ms, 60 * 1000);
+    assert_int_equal(l->client_timeout_ms, 60 * 1000);
+    assert_int_equal(l->max_uri, 8 * 1024);
+    assert_int_equal(l->max_headers, 100);
+    assert_int_equal(l->max_header_bytes, 32 * 1024);
+    assert_string_equal(l->routes[0].name, "0");
+    assert_int_equal(l->routes[0].pool, 0);
+    const conf_pool_t *p = &c->pools[0];
+    assert_int_equal(p->balance, CONF_BALANCE_ROUND_ROBIN);
+    assert_int_equal(p->servers[0].weight, 1);
+    assert_int_equal(p->connect_timeout_ms, 3 * 1000);
+    assert_int_equal(p->response_timeout_ms, 30 * 1000);
+    assert_int_equal(p->keepalive_timeout_ms, 60 * 1000);
+    assert_int_equal(p->keepalive_max, 32);
+    conf_unref(c);
+}
+
+static void test_json_file_is_accepted(void **state)
+{
+    (void)state;
+    conf_t *c = load_ok("{\"workers\": 3, \"log\": {\"query\": true, \"access\": null},\n"
+                        " \"listeners\": {\"web\": {\"listen\": \":8080\",\n"
+                        "   \"routes\": [{\"pool\": \"p\", \"host\": null}]}},\n"
+                        " \"pools\": {\"p\": {\"servers\": [\"127.0.0.1:1\",\n"
+                        "   {\"address\":\"127.0.0.1:2\",\"weight\":2}]}}}\n");
+    assert_int_equal(c->workers, 3);
+    assert_true(c->log_query);
+    assert_string_equal(c->access_log, "-"); /* null is "left out" */
+    assert_string_equal(c->listeners[0].listen, ":8080");
+    assert_null(c->listeners[0].routes[0].host);
+    assert_int_equal(c->pools[0].nservers, 2);
+    assert_int_equal(c->pools[0].servers[1].weight, 2);
+    conf_unref(c);
+}
+
+static void test_json_errors_have_positions_too(void **state)
+{
+    (void)state;
+    expect_errors("json", "{\"workers\": \"many\", \"listeners\": {}}",
+                  "t.yaml:1:13: workers: expected 'auto' or an integer, got 'many'\n"
+                  "t.yaml:1:21: listeners: expected 1 to 1000 entries, got 0\n");
+}
+
+static void test_off_values_disable_admin_and_access_log(void **state)
+{
+    (void)state;
+    char text[1024];
+    snprintf(text, sizeof(text), "admin: { listen: off }\nlog: { access: off }\n%s", minimal);
+    conf_t *c = load_ok(text);
+    assert_false(c->admin_enabled);
+    assert_null(c->admin_listen);
+    assert_null(c->access_log);
+    conf_unref(c);
+}
+
+static void test_route_host_is_stored_lower_case_without_final_dot(void **state)
+{
+    (void)state;
+    conf_t *c = load_ok("listeners:\n"
+                        "  web:\n"
+                        "    listen: :8080\n"
+                        "    routes:\n"
+                        "      - { host: API.Example.COM., pool: p }\n"
+                        "      - { host: \"*.Example.com\", pool: p }\n"
+                        "pools: { p: { servers: [ \"[::1]:1\" ] } }\n");
+    assert_string_equal(c->listeners[0].routes[0].host, "api.example.com");
+    assert_string_equal(c->listeners[0].routes[1].host, "*.example.com");
+    conf_unref(c);
+}
+
+static void test_aliases_share_settings(void **state)
+{
+    (void)state;
+    conf_t *c = load_ok("listeners:\n"
+                        "  a: { listen: \":1\", routes: &r [ { pool: p } ] }\n"
+                        "  b: { listen: \":2\", routes: *r }\n"
+                        "pools:\n"
+                        "  p: { servers: &s [ \"127.0.0.1:9\" ], timeouts: &t { connect: 1s } }\n"
+                        "  q: { servers: *s, timeouts: *t }\n");
+    assert_int_equal(c->listeners[1].nroutes, 1);
+    assert_int_equal(c->pools[1].connect_timeout_ms, 1000);
+    assert_string_equal(c->pools[1].servers[0].address, "127.0.0.1:9");
+    conf_unref(c);
+}
+
+static void test_load_reads_a_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_conf_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, minimal, strlen(minimal)), (ssize_t)strlen(minimal));
+    close(fd);
+    conf_t *c = conf_load(path, stderr);
+    assert_non_null(c);
+    assert_string_equal(c->path, path);
+    assert_int_equal(c->nlisteners, 1);
+    conf_unref(c);
+    unlink(path);
+}
+
+static void *ref_unref_many(void *arg)
+{
+    conf_t *c = arg;
+    for (int i = 0; i < 100000; i++)
+        conf_unref(conf_ref(c));
+    conf_unref(c);
+    return NULL;
+}
+
+static void test_references_are_counted_across_threads(void **state)
+{
+    (void)state;
+    conf_t *c = load_ok(minimal);
+    pthread_t t[4];
+    assert_int_equal(c->refs, 1);
+    assert_ptr_equal(conf_ref(c), c);
+    assert_int_equal(c->refs, 2);
+    conf_unref(c);
+    for (size_t i = 0; i < N(t); i++)
+        assert_int_equal(pthread_create(&t[i], NULL, ref_unref_many, conf_ref(c)), 0);
+    for (size_t i = 0; i < N(t); i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(c->refs, 1);
+    conf_unref(c); /* frees: ASan reports a leak or a double free otherwise */
+    conf_unref(NULL);
+}
+
+/* ---- errors: one file per kind, with its exact diagnostics */
+
+typedef struct {
+    const char *what;
+    const char *text;
+    const char *want;
+} error_case_t;
+
+static const error_case_t error_cases[] = {
+    {"unknown top-level key with a suggestion", "wrkers: 4\n" BASE,
+     "t.yaml:1:1: unknown key 'wrkers'; did you mean 'workers'?\n"},
+    {"unknown top-level key", "frobnicate: 1\n" BASE, "t.yaml:1:1: unknown key 'frobnicate'\n"},
+    {"unknown nested key with a suggestion",
+     "listeners:\n"
+     "  web:\n"
+     "    listen: 127.0.0.1:8080\n"
+     "    timeout: { header: 5s }\n"
+     "    routes: [ { pool: site } ]\n"
+     "pools: { site: { servers: [ 127.0.0.1:9001 ] } }\n",
+     "t.yaml:4:5: unknown key 'timeout' in listeners.web; did you mean 'timeouts'?\n"},
+    {"unknown key in a list item",
+     "listeners:\n"
+     "  web:\n"
+     "    listen: 127.0.0.1:8080\n"
+     "    routes: [ { pool: site, hots: a.com } ]\n"
+     "pools: { site: { servers: [ 127.0.0.1:9001 ] } }\n",
+     "t.yaml:4:29: unknown key 'hots' in listeners.web.routes[0]; did you mean 'host'?\n"},
+    {"merge key", "<<: {}\n" BASE,
+     "t.yaml:1:1: merge keys ('<<') are not supported; write the keys out\n"},
+    {"planned top-level key", "tls: { cert: a }\nmonitors: {}\n" BASE,
+     "t.yaml:1:1: 'tls' is not supported yet in this version\n"
+     "t.yaml:2:1: 'monitors' is not supported yet in this version\n"},
+    {"planned nested key",
+     "listeners:\n"
+     "  web: { listen: \":80\", shield: default, routes: [ { pool: site } ] }\n"
+     "pools: { site: { servers: [ \":81\" ], health: { type: http } } }\n",
+     "t.yaml:2:25: 'shield' is not supported yet in this version\n"
+     "t.yaml:3:38: 'health' is not supported yet in this version\n"},
+    {"planned balance",
+     "listeners: { web: { listen: \":80\", routes: [ { pool: site } ] } }\n"
+     "pools: { site: { balance: p2c-ewma, servers: [ \":81\" ] } }\n",
+     "t.yaml:2:27: pools.site.balance: 'p2c-ewma' is not supported yet in this version\n"},
+    {"bad duration", "drain_timeout: fast\n" BASE,
+     "t.yaml:1:16: drain_timeout: expected a duration like 2s or 250ms, got 'fast'\n"},
+    {"bare number as a duration", "drain_timeout: 30\n" BASE,
+     "t.yaml:1:16: drain_timeout: expected a duration like 2s or 250ms, got '30'\n"},
+    {"bad size", "buffer_size: lots\n" BASE,
+     "t.yaml:1:14: buffer_size: expected a size like 512, 16k or 8m, got 'lots'\n"},
+    {"bad integer", "max_connections: many\n" BASE,
+     "t.yaml:1:18: max_connections: expected an integer, got 'many'\n"},
+    {"bad workers", "workers: all\n" BASE,
+     "t.yaml:1:10: workers: expected 'auto' or an integer, got 'all'\n"},
+    {"bad boolean", "log: { query: yes }\n" BASE,
+     "t.yaml:1:15: log.query: expected true or false, got 'yes'\n"},
+    {"bad enum with a suggestion", "log: { client_ip: hashed }\n" BASE,
+     "t.yaml:1:19: log.client_ip: expected one of truncate, hash, full, got 'hashed'; did you "
+     "mean 'hash'?\n"},
+    {"bad enum", "log: { client_ip: none }\n" BASE,
+     "t.yaml:1:19: log.client_ip: expected one of truncate, hash, full, got 'none'\n"},
+    {"integer below range", "workers: 0\n" BASE,
+     "t.yaml:1:10: workers: must be between 1 and 256, got '0'\n"},
+    {"integer above range", "max_connections: 1000001\n" BASE,
+     "t.yaml:1:18: max_connections: must be between 1 and 1000000, got '1000001'\n"},
+    {"negative integer", "workers: -4\n" BASE,
+     "t.yaml:1:10: workers: must be between 1 and 256, got '-4'\n"},
+    {"integer overflow", "max_connections: 99999999999999999999999\n" BASE,
+     "t.yaml:1:18: max_connections: must be between 1 and 1000000, got "
+     "'99999999999999999999999'\n"},
+    {"size below range", "buffer_size: 512\n" BASE,
+     "t.yaml:1:14: buffer_size: must be between 1k and 1m, got '512'\n"},
+    {"size overflow", "buffer_size: 99999999999999999g\n" BASE,
+     "t.yaml:1:14: buffer_size: must be between 1k and 1m, got '99999999999999999g'\n"},
+    {"duration above range", "drain_timeout: 2h\n" BASE,
+     "t.yaml:1:16: drain_timeout: must be between 0 and 1h, got '2h'\n"},
+    {"duration overflow", "drain_timeout: 999999999999999999d\n" BASE,
+     "t.yaml:1:16: drain_timeout: must be between 0 and 1h, got '999999999999999999d'\n"},
+    {"scalar for a map", "admin: on\n" BASE,
+     "t.yaml:1:8: admin: expected a map of keys, got 'on'\n"},
+    {"list for a scalar", "drain_timeout: [1s]\n" BASE,
+     "t.yaml:1:16: drain_timeout: expected a duration like 2s or 250ms, got a list\n"},
+    {"map for a list",
+     "listeners:\n"
+     "  web:\n"
+     "    listen: 127.0.0.1:8080\n"
+     "    routes: { pool: site }\n"
+     "pools: { site: { servers: [ 127.0.0.1:9001 ] } }\n",
+     "t.yaml:4:13: listeners.web.routes: expected a list, got a map\n"},
+    {"scalar for a listener",
+     "listeners:\n"
+     "  web: 127.0.0.1:8080\n"
+     "pools: { site: { servers: [ 127.0.0.1:9001 ] } }\n",
+     "t.yaml:2:8: listeners.web: expected a map of settings, got '127.0.0.1:8080'\n"},
+    {"bad server item",
+     "listeners: { web: { listen: \":80\", routes: [ { pool: site } ] } }\n"
+     "pools: { site: { servers: [ [ \":81\" ] ] } }\n",
+     "t.yaml:2:29: pools.site.servers[0]: expected a map or an address like 127.0.0.1:8080, "
+     "[::1]:8080 or :8080, got a list\n"},
+    {"bad address", "admin: { listen: 9090 }\n" BASE,
+     "t.yaml:1:18: admin.listen: expected an address like 127.0.0.1:8080, [::1]:8080 or :8080 "
+     "or off, got '9090'\n"},
+    {"host name address", "admin: { listen: \"localhost:9090\" }\n" BASE,
+     "t.yaml:1:18: admin.listen: expected a numeric address like 127.0.0.1:8080 (host names "
+     "are not resolved), got 'localhost:9090'\n"},
+    {"unbracketed IPv6 address",
+     "listeners: { web: { listen: \"::1:80\", routes: [ { pool: site } ] } }\n"
+     "pools: { site: { servers: [ \":81\" ] } }\n",
+     "t.yaml:1:29: listeners.web.listen: expected an address like 127.0.0.1:8080, [::1]:8080 "
+     "or :8080, got '::1:80'\n"},
+    {"port 0",
+     "listeners: { web: { listen: \":80\", routes: [ { pool: site } ] } }\n"
+     "pools: { site: { servers: [ \"127.0.0.1:0\" ] } }\n",
+     "t.yaml:2:29: pools.site.servers[0]: port 0 is not allowed, got '127.0.0.1:0'\n"},
+    {"missing top-level key", "pools: { site: { servers: [ \":81\" ] } }\n",
+     "t.yaml:1:1: missing required key 'listeners'\n"},
+    {"empty file", "", "t.yaml:1:1: missing required key 'listeners'\n"},
+    {"comment only", "# nothing\n", "t.yaml:1:1: missing required key 'listeners'\n"},
+    {"missing nested key",
+     "listeners:\n"
+     "  web:\n"
+     "    routes: [ { pool: site } ]\n"
+     "pools:\n"
+     "  site: {}\n",
+     "t.yaml:2:3: listeners.web: missing required key 'listen'\n"
+     "t.yaml:5:3: pools.site: missing required key 'servers'\n"},
+    {"missing key in a list item",
+     "listeners: { web: { listen: \":80\", routes: [ { host: a.com } ] } }\n",
+     "t.yaml:1:46: listeners.web.routes[0]: missing required key 'pool'\n"},
+    {"required key without a value",
+     "listeners:\n"
+     "  web:\n"
+     "    listen:\n"
+     "    routes: [ { pool: site } ]\n"
+     "pools: { site: { servers: [ \":81\" ] } }\n",
+     "t.yaml:3:5: listeners.web.listen: a value is required\n"},
+    {"no listeners", "listeners: {}\n",
+     "t.yaml:1:1: listeners: expected 1 to 1000 entries, got 0\n"},
+    {"no routes", "listeners: { web: { listen: \":80\", routes: [] } }\n",
+     "t.yaml:1:36: listeners.web.routes: expected 1 to 1000 entries, got 0\n"},
+    {"no servers",
+     "listeners: { web: { listen: \":80\", routes: [ { pool: site } ] } }\n"
+     "pools: { site: { servers: [] } }\n",
+     "t.yaml:2:18: pools.site.servers: expected 1 to 1000 entries, got 0\n"},
+    {"bad listener name",
+     "listeners:\n"
+     "  \"web site\": { listen: \":80\", routes: [ { pool: site } ] }\n"
+     "pools: { site: { servers: [ \":81\" ] } }\n",
+     "t.yaml:2:3: listeners: 'web site' is not a valid name: use 1 to 64 of A-Z a-z 0-9 _ . -\n"},
+    {"bad route name",
+     "listeners: { web: { listen: \":80\", routes: [ { name: a/b, pool: site } ] } }\n"
+     "pools: { site: { servers: [ \":81\" ] } }\n",
+     "t.yaml:1:54: listeners.web.routes[0].name: 'a/b' is not a valid name: use 1 to 64 of A-Z "
+     "a-z 0-9 _ . -\n"},
+    {"duplicate route names",
+     "listeners:\n"
+     "  web:\n"
+     "    listen: \":80\"\n"
+     "    routes:\n"
+     "      - { name: api, pool: site }\n"
+     "      - { name: api, pool: site }\n"
+     "      - { name: \"0\", pool: site }\n"
+     "pools: { site: { servers: [ \":81\" ] } }\n",
+     "t.yaml:6:17: listeners.web.routes[1]: duplicate route name 'api' (first at 5:17)\n"},
+    {"default route name taken",
+     "listeners:\n"
+     "  web:\n"
+     "    listen: \":80\"\n"
+     "    routes:\n"
+     "      - { name: \"1\", pool: site }\n"
+     "      - { pool: site }\n"
+     "pools: { site: { servers: [ \":81\" ] } }\n",
+     "t.yaml:6:9: listeners.web.routes[1]: duplicate route name '1' (first at 5:17)\n"},
+    {"dangling pool",
+     "listeners:\n"
+     "  web:\n"
+     "    listen: \":80\"\n"
+     "    routes: [ { pool: api }, { name: rest, pool: Site } ]\n"
+     "pools:\n"
+     "  site: { servers: [ \":81\" ] }\n"
+     "  site-dr: { servers: [ \":82\" ] }\n",
+     "t.yaml:4:23: route 0 of listener 'web' names pool 'api', which does not exist; pools are: "
+     "site, site-dr\n"
+     "t.yaml:4:50: route 'rest' of listener 'web' names pool 'Site', which does not exist; pools "
+     "are: site, site-dr\n"},
+    {"dangling pool without pools",
+     "listeners: { web: { listen: \":80\", routes: [ { pool: api } ] } }\n",
+     "t.yaml:1:54: route 0 of listener 'web' names pool 'api', which does not exist; no pools "
+     "are defined\n"},
+    {"two listeners on one address",
+     "listeners:\n"
+     "  a: { listen: \"127.0.0.1:80\", routes: [ { pool: site } ] }\n"
+     "  b: { listen: \"127.0.0.1:80\", routes: [ { pool: site } ] }\n"
+     "  c: { listen: \"[::1]:80\", routes: [ { pool: site } ] }\n"
+     "pools: { site: { servers: [ \":81\" ] } }\n",
+     "t.yaml:3:16: listener 'b' listens on 127.0.0.1:80, which listener 'a' already uses\n"},
+    {"listener overlapping a wildcard",
+     "listeners:\n"
+     "  a: { listen: \"127.0.0.1:80\", routes: [ { pool: site } ] }\n"
+     "  b: { listen: \":80\", routes: [ { pool: site } ] }\n"
+     "pools: { site: { servers: [ \":81\" ] } }\n",
+     "t.yaml:3:16: listener 'b' listens on :80, which overlaps listener 'a' on 127.0.0.1:80\n"},
+    {"admin on a listener's address",
+     "admin:\n"
+     "  listen: 0.0.0.0:8080\n"
+     "listeners: { web: { listen: \"127.0.0.1:8080\", routes: [ { pool: site } ] } }\n"
+     "pools: { site: { servers: [ \":81\" ] } }\n",
+     "t.yaml:2:11: admin.listen 0.0.0.0:8080 overlaps listener 'web' on 127.0.0.1:8080\n"},
+    {"listener on the default admin address",
+     "listeners: { web: { listen: \"127.0.0.1:9090\", routes: [ { pool: site } ] } }\n"
+     "pools: { site: { servers: [ \":81\" ] } }\n",
+     "t.yaml:1:29: listener 'web' listens on 127.0.0.1:9090, which overlaps the default "
+     "admin.listen 127.0.0.1:9090; set admin.listen to another address or off\n"},
+    {"head limit below the URI limit",
+     "listeners:\n"
+     "  web:\n"
+     "    listen: \":80\"\n"
+     "    limits: { uri: 16k, header_bytes: 8k }\n"
+     "    routes: [ { pool: site } ]\n"
+     "pools: { site: { servers: [ \":81\" ] } }\n",
+     "t.yaml:4:39: listeners.web: limits.header_bytes (8k) must be at least limits.uri (16k)\n"},
+    {"host with a port",
+     "listeners: { web: { listen: \":80\", routes: [ { host: \"a.com:80\", pool: site } ] } }\n"
+     "pools: { site: { servers: [ \":81\" ] } }\n",
+     "t.yaml:1:54: listeners.web.routes[0].host: 'a.com:80' has a port; a route matches the host "
+     "name only, without a port\n"},
+    {"bad hosts",
+     "listeners:\n"
+     "  web:\n"
+     "    listen: \":80\"\n"
+     "    routes:\n"
+     "      - { host: a_b.com, pool: site }\n"
+     "      - { host: \"*.\", pool: site }\n"
+     "      - { host: \"a.*.com\", pool: site }\n"
+     "      - { host: \"a..com\", pool: site }\n"
+     "      - { host: \"*\", pool: site }\n"
+     "pools: { site: { servers: [ \":81\" ] } }\n",
+     "t.yaml:5:17: listeners.web.routes[0].host: 'a_b.com' is not a host name: use letters, "
+     "digits, '.' and '-', optionally after a leading '*.'\n"
+     "t.yaml:6:17: listeners.web.routes[1].host: '*.' is not a host name: use letters, digits, "
+     "'.' and '-', optionally after a leading '*.'\n"
+     "t.yaml:7:17: listeners.web.routes[2].host: 'a.*.com' is not a host name: use letters, "
+     "digits, '.' and '-', optionally after a leading '*.'\n"
+     "t.yaml:8:17: listeners.web.routes[3].host: 'a..com' is not a host name: use letters, "
+     "digits, '.' and '-', optionally after a leading '*.'\n"
+     "t.yaml:9:17: listeners.web.routes[4].host: '*' is not a host name: use letters, digits, "
+     "'.' and '-', optionally after a leading '*.'\n"},
+    {"bad paths",
+     "listeners:\n"
+     "  web:\n"
+     "    listen: \":80\"\n"
+     "    routes:\n"
+     "      - { path: v1/, pool: site }\n"
+     "      - { path: \"/a b\", pool: site }\n"
+     "      - { path: \"/a?b\", pool: site }\n"
+     "pools: { site: { servers: [ \":81\" ] } }\n",
+     "t.yaml:5:17: listeners.web.routes[0].path: a path prefix must start with '/', got 'v1/'\n"
+     "t.yaml:6:17: listeners.web.routes[1].path: a path prefix cannot contain a space, '?' or "
+     "'#', got '/a b'\n"
+     "t.yaml:7:17: listeners.web.routes[2].path: a path prefix cannot contain a space, '?' or "
+     "'#', got '/a?b'\n"},
+    {"empty and control-character strings",
+     "log: { access: \"\" }\n"
+     "listeners: { web: { listen: \":80\", routes: [ { path: \"/\\x01\", pool: site } ] } }\n"
+     "pools: { site: { servers: [ \":81\" ] } }\n",
+     "t.yaml:1:16: log.access: must not be empty\n"
+     "t.yaml:2:54: listeners.web.routes[0].path: control characters are not allowed, got "
+     "'/\\x01'\n"},
+    {"same server twice in a pool",
+     "listeners: { web: { listen: \":80\", routes: [ { pool: site } ] } }\n"
+     "pools:\n"
+     "  site:\n"
+     "    servers:\n"
+     "      - 127.0.0.1:81\n"
+     "      - { address: 127.0.0.1:81, weight: 2 }\n",
+     "t.yaml:6:20: pools.site.servers[1]: server 127.0.0.1:81 is already in this pool (first at "
+     "5:9); use weight to give it a larger share\n"},
+    {"same server three times, among others",
+     "listeners: { web: { listen: \":80\", routes: [ { pool: site } ] } }\n"
+     "pools: { site: { servers: [ \"[::1]:81\", \":81\", \"[::1]:81\", \"[::1]:82\", "
+     "\"[::1]:81\" ] } }\n",
+     "t.yaml:2:48: pools.site.servers[2]: server [::1]:81 is already in this pool (first at "
+     "2:29); use weight to give it a larger share\n"
+     "t.yaml:2:72: pools.site.servers[4]: server [::1]:81 is already in this pool (first at "
+     "2:29); use weight to give it a larger share\n"},
+    {"duplicate keys",
+     "workers: 1\n"
+     "listeners:\n"
+     "  web: { listen: \":80\", routes: [ { pool: site, pool: other } ] }\n"
+     "workers: 2\n"
+     "pools:\n"
+     "  site: { servers: [ \":81\" ] }\n"
+     "  site: { servers: [ \":82\" ] }\n",
+     "t.yaml:3:49: duplicate key 'pool' (first at 3:37)\n"
+     "t.yaml:4:1: duplicate key 'workers' (first at 1:1)\n"
+     "t.yaml:7:3: duplicate key 'site' (first at 6:3)\n"},
+    {"non-scalar key", "? [a]\n: 1\n" BASE, "t.yaml:1:3: expected a key name, got a list\n"},
+    {"non-scalar nested key", "log: { [a]: 1 }\n" BASE,
+     "t.yaml:1:8: log: expected a key name, got a list\n"},
+    {"unsupported YAML version", "%YAML 9.9\n---\n" BASE,
+     "t.yaml:1:1: unsupport version number 9.9\n"},
+    {"UTF-8 byte-order mark", "\xef\xbb\xbfworkers: x\n" BASE,
+     "t.yaml:1:10: workers: expected 'auto' or an integer, got 'x'\n"},
+    {"top level is a list", "- workers: 1\n",
+     "t.yaml:1:1: the top of the file: expected a map of keys, got a list\n"},
+    {"top level is a scalar", "hello\n",
+     "t.yaml:1:1: the top of the file: expected a map of keys, got 'hello'\n"},
+    {"YAML syntax error", "workers: [1, 2\nlisteners: {}\n",
+     "t.yaml:3:1: flow sequence without a closing bracket\n"},
+    {"YAML syntax error in a block", BASE "  bad\n  - x\n", "t.yaml:8:3: missing ':'\n"},
+    {"two documents", BASE "---\nworkers: 2\n",
+     "t.yaml:8:1: only one YAML document is allowed in a configuration file\n"},
+    {"invalid UTF-8", "log: { access: \"caf\xc3\xa9\" }\n# \xc3\xa9\xd1\n" BASE,
+     "t.yaml:2:4: invalid UTF-8 (byte 0xd1): the file must be UTF-8 text\n"},
+    {"invalid UTF-8 on a directive line", "%\xd1",
+     "t.yaml:1:2: invalid UTF-8 (byte 0xd1): the file must be UTF-8 text\n"},
+    {"UTF-16",
+     "\xff\xfe"
+     "a\0",
+     "t.yaml:1:1: invalid UTF-8 (byte 0xff): the file must be UTF-8 text\n"},
+    {"overlong UTF-8", "a: \xc0\xaf\n",
+     "t.yaml:1:4: invalid UTF-8 (byte 0xc0): the file must be UTF-8 text\n"},
+    {"UTF-8 surrogate", "a: \xed\xa0\x80\n",
+     "t.yaml:1:4: invalid UTF-8 (byte 0xed): the file must be UTF-8 text\n"},
+    {"control character", "workers: 1\x1b[0m\n" BASE,
+     "t.yaml:1:11: character U+001B is not allowed in YAML (write it as an escape in a "
+     "double-quoted string)\n"},
+    {"C1 control character", "log: { access: \"a\xc2\x9b\" }\n" BASE,
+     "t.yaml:1:18: character U+009B is not allowed in YAML (write it as an escape in a "
+     "double-quoted string)\n"},
+    {"unknown alias", "workers: *n\n" BASE,
+     "t.yaml:1:10: alias 'n' names no anchor defined before it\n"},
+};
+
+static void test_each_error_kind_has_its_exact_message(void **state)
+{
+    (void)state;
+    size_t failed = 0;
+    for (size_t i = 0; i < N(error_cases); i++)
+        failed += !errors_are(error_cases[i].what, error_cases[i].text, error_cases[i].want);
+    if (failed)
+        fail_msg("%zu of %zu cases failed", failed, N(error_cases));
+}
+
+static void test_all_errors_of_a_file_are_reported_in_document_order(void **state)
+{
+    (void)state;
+    expect_errors("many",
+                  "listeners:\n"
+                  "  web:\n"
+                  "    listen: \":80\"\n"
+                  "    timeouts: { header: fast, idel: 5s }\n"
+                  "    routes: [ { pool: api } ]\n"
+                  "workers: 1000\n"
+                  "pools:\n"
+                  "  site:\n"
+                  "    servers: [ \"127.0.0.1\" ]\n"
+                  "    keepalive: lots\n"
+                  "wrkers: 1\n",
+                  "t.yaml:4:25: listeners.web.timeouts.header: expected a duration like 2s or "
+                  "250ms, got 'fast'\n"
+                  "t.yaml:4:31: unknown key 'idel' in listeners.web.timeouts; did you mean "
+                  "'idle'?\n"
+                  "t.yaml:5:23: route 0 of listener 'web' names pool 'api', which does not "
+                  "exist; pools are: site\n"
+                  "t.yaml:6:10: workers: must be between 1 and 256, got '1000'\n"
+                  "t.yaml:9:16: pools.site.servers[0]: expected an address like 127.0.0.1:8080, "
+                  "[::1]:8080 or :8080, got '127.0.0.1'\n"
+                  "t.yaml:10:16: pools.site.keepalive: expected an integer, got 'lots'\n"
+                  "t.yaml:11:1: unknown key 'wrkers'; did you mean 'workers'?\n");
+}
+
+static void test_error_count_is_capped_with_a_summary(void **state)
+{
+    (void)state;
+    size_t n = CONF_MAX_ERRORS + 5, cap = n * 16 + 64, o = 0;
+    char *text = malloc(cap);
+    conf_t *c;
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(text + o, cap - o, "k%zu: 1\n", i);
+    char *errs = load(text, o, &c);
+    assert_null(c);
+    size_t lines = 0;
+    for (char *p = errs; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, CONF_MAX_ERRORS + 1);
+    assert_non_null(strstr(errs, "\nt.yaml: 6 more errors not shown\n"));
+    free(errs);
+    free(text);
+}
+
+static void test_too_many_routes_are_refused(void **state)
+{
+    (void)state;
+    size_t cap = 1100 * 24 + 256, o = 0;
+    char *text = malloc(cap);
+    o += (size_t)snprintf(text + o, cap - o,
+                          "listeners:\n  web:\n    listen: \":80\"\n"
+                          "    routes:\n");
+    for (size_t i = 0; i < 1001; i++)
+        o += (size_t)snprintf(text + o, cap - o, "      - pool: site\n");
+    o += (size_t)snprintf(text + o, cap - o, "pools: { site: { servers: [ \":81\" ] } }\n");
+    expect_errors("1001 routes", text,
+                  "t.yaml:4:5: listeners.web.routes: expected 1 to 1000 entries, got 1001\n");
+    free(text);
+}
+
+static void test_routes_resolve_among_many_pools(void **state)
+{
+    (void)state;
+    size_t cap = 1000 * 64 + 256, o = 0;
+    char *text = malloc(cap);
+    o += (size_t)snprintf(text + o, cap - o,
+                          "listeners:\n  web:\n    listen: \":80\"\n"
+                          "    routes:\n");
+    for (size_t i = 0; i < 1000; i++)
+        o += (size_t)snprintf(text + o, cap - o, "      - pool: p%zu\n", 999 - i);
+    o += (size_t)snprintf(text + o, cap - o, "pools:\n");
+    for (size_t i = 0; i < 1000; i++)
+        o +=
+            (size_t)snprintf(text + o, cap - o, "  p%zu: { servers: [ \":%zu\" ] }\n", i, 1000 + i);
+    conf_t *c = load_ok(text);
+    for (size_t i = 0; i < 1000; i++) {
+        const conf_route_t *r = &c->listeners[0].routes[i];
+        assert_int_equal(r->pool, 999 - i);
+        assert_int_equal(atoi(c->pools[r->pool].name + 1), 999 - i);
+    }
+    conf_unref(c);
+    free(text);
+}
+
+static void test_alias_bombs_are_refused(void **state)
+{
+    (void)state;
+    conf_t *c;
+    const char *bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+                       "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                       "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+                       "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                       "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+                       "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+                       "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n";
+    char *errs = load(bomb, strlen(bomb), &c);
+    assert_null(c);
+    assert_non_null(strstr(errs, "the document expands to more than 1048576 nodes"));
+    free(errs);
+}
+
+static void test_nul_byte_is_refused_before_libfyaml_sees_it(void **state)
+{
+    (void)state;
+    conf_t *c;
+    /* libfyaml 0.7.12 crashes in fy_parser_destroy on this one. */
+    char *errs = load("? s:\t\0", 6, &c);
+    assert_null(c);
+    assert_string_equal(errs, "t.yaml:1:6: character U+0000 is not allowed in YAML (write it as "
+                              "an escape in a double-quoted string)\n");
+    free(errs);
+}
+
+static void test_oversized_input_is_refused_without_parsing(void **state)
+{
+    (void)state;
+    conf_t *c;
+    char *errs = load("", (size_t)CONF_MAX_INPUT + 1, &c);
+    assert_null(c);
+    assert_string_equal(errs, "t.yaml: cannot read: larger than 16 MiB\n");
+    free(errs);
+}
+
+static void test_unreadable_file_has_no_position(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    size_t len = 0;
+    FILE *errs = open_memstream(&out, &len);
+    assert_null(conf_load("/nonexistent/surety.yaml", errs));
+    assert_null(conf_load("/", errs));
+    fclose(errs);
+    assert_string_equal(out, "/nonexistent/surety.yaml: cannot read: No such file or directory\n"
+                             "/: cannot read: Is a directory\n");
+    free(out);
+}
+
+static void test_errors_go_nowhere_when_errs_is_null(void **state)
+{
+    (void)state;
+    assert_null(conf_load_string("t.yaml", "workers: x\n", 11, NULL));
+    assert_null(conf_load("/nonexistent/surety.yaml", NULL));
+}
+
+/* ---- the key table and the docs */
+
+static void check_keys(const char *prefix, const conf_key_t *keys)
+{
+    size_t n = 0;
+    for (const conf_key_t *k = keys; k->name; k++, n++) {
+        uint64_t u;
+        int64_t s;
+        uint32_t ppm;
+        conf_rate_t r;
+        char path[256];
+        snprintf(path, sizeof(path), "%s%s", prefix, k->name);
+        assert_non_null(k->help);
+        if (k->type == CONF_T_LATER)
+            continue;
+        const char *texts[] = {k->def, k->min, k->max};
+        for (size_t i = 0; i < 3; i++) {
+            const char *t = texts[i];
+            int rc = 0;
+            if (!t)
+                continue;
+            switch (k->type) {
+            case CONF_T_INT:
+            case CONF_T_NAMED:
+            case CONF_T_LIST:
+                rc = (i == 0 && (k->flags & CONF_F_AUTO) && !strcmp(t, "auto"))
+                         ? 0
+                         : conf_int_parse(t, strlen(t), &s);
+                if (rc == 0 && i > 0 && s < 0)
+                    fail_msg("%s: negative limit for an unsigned field", path);
+                break;
+            case CONF_T_DURATION:
+                rc = conf_duration_parse(t, strlen(t), &u);
+                break;
+            case CONF_T_SIZE:
+                rc = conf_size_parse(t, strlen(t), &u);
+                break;
+            case CONF_T_PERCENT:
+                rc = conf_percent_parse(t, strlen(t), &ppm);
+                break;
+            case CONF_T_RATE:
+                rc = conf_rate_parse(t, strlen(t), &r);
+                break;
+            case CONF_T_BOOL:
+                rc = conf_bool_parse(t, strlen(t), &(bool){0});
+                break;
+            case CONF_T_ENUM:
+                rc = -EINVAL;
+                for (size_t v = 0; k->values[v]; v++)
+                    rc = strcmp(k->values[v], t) == 0 ? 0 : rc;
+                break;
+            case CONF_T_ADDRESS: {
+                sock_addr_t a;
+                rc = (k->flags & CONF_F_OFF) && !strcmp(t, "off")
+                         ? 0
+                         : sock_addr_parse(t, strlen(t), &a);
+                break;
+            }
+            default:
+                break;
+            }
+            if (rc != 0)
+                fail_msg("%s: '%s' does not parse as its type", path, t);
+        }
+        if (k->type == CONF_T_INT && k->min)
+            assert_true(k->size == sizeof(unsigned) || k->size == sizeof(size_t));
+        if (k->type == CONF_T_MAP || k->type == CONF_T_NAMED || k->type == CONF_T_LIST) {
+            assert_non_null(k->sub);
+            snprintf(path, sizeof(path), "%s%s.", prefix, k->name);
+            check_keys(path, k->sub);
+        }
+        if (k->type == CONF_T_NAMED || k->type == CONF_T_LIST)
+            assert_non_null(k->noun);
+        if (k->type == CONF_T_REF) {
+            const conf_key_t *t = conf_key_find(conf_root.sub, k->ref, strlen(k->ref));
+            assert_non_null(t);
+            assert_int_equal(t->type, CONF_T_NAMED);
+        }
+    }
+    assert_true(n <= 32); /* walk.c MAX_KEYS */
+}
+
+static void test_every_default_and_limit_in_the_table_parses(void **state)
+{
+    (void)state;
+    check_keys("", conf_root.sub);
+}
+
+static void test_generated_reference_matches_docs_configuration_md(void **state)
+{
+    (void)state;
+    const char *root = getenv("SURETY_SOURCE_ROOT");
+    char path[4096], *want = NULL, *got = NULL;
+    size_t wantlen = 0, gotlen = 0;
+
+    if (!root) {
+        print_message("SURETY_SOURCE_ROOT is not set (run through meson test)\n");
+        skip();
+    }
+    snprintf(path, sizeof(path), "%s/docs/configuration.md", root);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fail_msg("cannot open %s: run scripts/gen-config-doc.sh", path);
+    FILE *w = open_memstream(&want, &wantlen);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        fwrite(buf, 1, n, w);
+    fclose(f);
+    fclose(w);
+    FILE *g = open_memstream(&got, &gotlen);
+    conf_doc_write(g);
+    fclose(g);
+    if (gotlen != wantlen || memcmp(got, want, gotlen) != 0)
+        fail_msg("docs/configuration.md is stale: run scripts/gen-config-doc.sh");
+    free(want);
+    free(got);
+}
+
+static void test_reference_error_example_is_what_check_says(void **state)
+{
+    (void)state;
+    conf_t *c;
+    char *errs = load_as("surety.yaml", conf_doc_bad_example, strlen(conf_doc_bad_example), &c);
+    assert_null(c);
+    assert_string_equal(errs, conf_doc_bad_errors);
+    free(errs);
+}
+
+static void test_reference_documents_every_key(void **state)
+{
+    (void)state;
+    static const char *const paths[] = {
+        "### `workers`",
+        "### `admin.listen`",
+        "### `log.client_ip`",
+        "### `listeners.<name>.timeouts.header`",
+        "### `listeners.<name>.limits.header_bytes`",
+        "### `listeners.<name>.routes[].pool`",
+        "### `pools.<name>.servers[].weight`",
+        "### `pools.<name>.keepalive`",
+        "- `tls`: ",
+        "- `pools.<name>.health`: ",
+        "## Complete example",
+    };
+    char *doc = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&doc, &len);
+    conf_doc_write(f);
+    fclose(f);
+    for (size_t i = 0; i < N(paths); i++)
+        if (!strstr(doc, paths[i]))
+            fail_msg("the reference lacks %s", paths[i]);
+    free(doc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_doc_example_loads_with_every_value),
+        cmocka_unit_test(test_minimal_file_gets_the_documented_defaults),
+        cmocka_unit_test(test_json_file_is_accepted),
+        cmocka_unit_test(test_json_errors_have_positions_too),
+        cmocka_unit_test(test_off_values_disable_admin_and_access_log),
+        cmocka_unit_test(test_route_host_is_stored_lower_case_without_final_dot),
+        cmocka_unit_test(test_aliases_share_settings),
+        cmocka_unit_test(test_load_reads_a_file),
+        cmocka_unit_test(test_references_are_counted_across_threads),
+        cmocka_unit_test(test_each_error_kind_has_its_exact_message),
+        cmocka_unit_test(test_all_errors_of_a_file_are_reported_in_document_order),
+        cmocka_unit_test(test_error_count_is_capped_with_a_summary),
+        cmocka_unit_test(test_too_many_routes_are_refused),
+        cmocka_unit_test(test_routes_resolve_among_many_pools),
+        cmocka_unit_test(test_alias_bombs_are_refused),
+        cmocka_unit_test(test_nul_byte_is_refused_before_libfyaml_sees_it),
+        cmocka_unit_test(test_oversized_input_is_refused_without_parsing),
+        cmocka_unit_test(test_unreadable_file_has_no_position),
+        cmocka_unit_test(test_errors_go_nowhere_when_errs_is_null),
+        cmocka_unit_test(test_every_default_and_limit_in_the_table_parses),
+        cmocka_unit_test(test_generated_reference_matches_docs_configuration_md),
+        cmocka_unit_test(test_reference_error_example_is_what_check_says),
+        cmocka_unit_test(test_reference_documents_every_key),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
