@@ -173,7 +173,7 @@ static const conf_key_t pool_keys[] = {
      .help = "The servers of the pool: each an address, or a map with `address` and `weight`."},
     {.name = "timeouts", .type = CONF_T_MAP, .sub = pool_timeout_keys,
      .help = "Server-side timeouts."},
-    {.name = "keepalive", .type = CONF_T_INT, .def = "32", .min = "0", .max = "10000",
+    {.name = "keepalive", .type = CONF_T_INT, .def = "256", .min = "0", .max = "10000",
      FIELD(conf_pool_t, keepalive_max),
      .help = "Idle connections kept open per server and per worker, for reuse by later "
              "requests; 0 opens a new connection for every request."},

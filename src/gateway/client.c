@@ -112,6 +112,7 @@ void client_close(client_t *c)
 static void body_init(body_t *b, http_body_kind_t kind, uint64_t length, size_t max_trailer)
 {
     b->kind = kind;
+    b->dechunk = false;
     b->remaining = length;
     b->pending = 0;
     b->done = kind == HTTP_BODY_NONE || (kind == HTTP_BODY_LENGTH && length == 0);
@@ -119,13 +120,70 @@ static void body_init(body_t *b, http_body_kind_t kind, uint64_t length, size_t 
         http_chunked_init(&b->chunked, 4096, max_trailer);
 }
 
+/* The next run of chunk data in p[0, len), framing skipped: *ret_off and
+ * *ret_len locate it (len 0: none yet), *ret_used bytes were consumed.
+ * 0 at the end of the body, -EAGAIN for more, -EBADMSG. */
+static int dechunk_next(http_chunked_t *ch, const char *p, size_t len, size_t *ret_used,
+                        size_t *ret_off, size_t *ret_len, http_reject_t *ret_reason)
+{
+    size_t i = 0, used;
+    *ret_len = 0;
+    while (i < len) {
+        if (http_chunked_in_data(ch)) {
+            size_t n = len - i < ch->remaining ? len - i : (size_t)ch->remaining;
+            http_chunked_scan(ch, p + i, n, &used, ret_reason);
+            *ret_off = i;
+            *ret_len = n;
+            *ret_used = i + n;
+            return -EAGAIN;
+        }
+        int r = http_chunked_scan(ch, p + i, 1, &used, ret_reason);
+        if (r == -EBADMSG)
+            return r;
+        i++;
+        if (r == 0) {
+            *ret_used = i;
+            return 0;
+        }
+    }
+    *ret_used = len;
+    return -EAGAIN;
+}
+
+/* Dechunking in place: the data runs of the raw bytes after pending move
+ * down to follow the pending (already decoded) bytes, the framing between
+ * them disappears. Decoded data is never longer than its coding, so this
+ * needs no second buffer. Rare path: HTTP/1.0 clients of chunked servers. */
+static int body_dechunk(body_t *b, buf_t *src, http_reject_t *ret_reason)
+{
+    char *base = buf_rptr(src);
+    size_t rd = b->pending, wr = b->pending, end = buf_len(src);
+    while (rd < end && !b->done) {
+        size_t used, off, n;
+        int r = dechunk_next(&b->chunked, base + rd, end - rd, &used, &off, &n, ret_reason);
+        if (r == -EBADMSG)
+            return r;
+        if (n)
+            memmove(base + wr, base + rd + off, n);
+        wr += n;
+        rd += used;
+        b->done = r == 0;
+    }
+    memmove(base + wr, base + rd, end - rd);
+    src->tail -= rd - wr;
+    b->pending = wr;
+    return 0;
+}
+
 /* Classifies the bytes of src after the pending ones as body (pending grows)
  * or as the start of the next message (left alone). 0, or -EBADMSG. */
-static int body_classify(body_t *b, const buf_t *src, http_reject_t *ret_reason)
+static int body_classify(body_t *b, buf_t *src, http_reject_t *ret_reason)
 {
     size_t avail = buf_len(src) - b->pending;
     if (b->done || avail == 0)
         return 0;
+    if (b->dechunk)
+        return body_dechunk(b, src, ret_reason);
     const char *p = buf_rptr(src) + b->pending;
     size_t used = 0;
     switch (b->kind) {
@@ -595,6 +653,12 @@ static int on_response_head(client_t *c, http_response_t *res)
         c->tx.stop_request = true;
         c->keep_alive = false;
     }
+    /* An HTTP/1.0 client cannot read chunked coding: it gets the decoded
+     * body, delimited by the connection's close. */
+    bool dechunk = c->tx.minor == 0 && res->body == HTTP_BODY_CHUNKED;
+    http_body_kind_t wire_kind = res->body;
+    if (dechunk)
+        res->body = HTTP_BODY_CLOSE;
     if (res->body == HTTP_BODY_CLOSE)
         c->keep_alive = false;
     c->tx.up_keep_alive = res->keep_alive;
@@ -607,7 +671,8 @@ static int on_response_head(client_t *c, http_response_t *res)
     c->tx.status = res->status;
     c->tx.response_started = true;
     buf_consume(&u->in, res->head_len);
-    body_init(&c->tx.resp_body, res->body, res->content_length, u->in.cap);
+    body_init(&c->tx.resp_body, wire_kind, res->content_length, u->in.cap);
+    c->tx.resp_body.dechunk = dechunk;
     if (res->status == 101) {
         c->state = CL_TUNNEL;
         tx_log(c);

@@ -113,6 +113,7 @@ typedef struct {
     uint64_t remaining; /* HTTP_BODY_LENGTH */
     size_t pending;     /* bytes at the front of the source buffer known to be body, unsent */
     http_chunked_t chunked;
+    bool dechunk; /* decode in place: the client speaks HTTP/1.0 */
     bool done;
 } body_t;
 

@@ -252,3 +252,8 @@ int http_chunked_scan(http_chunked_t *c, const char *p, size_t len, size_t *ret_
     *ret_used = len;
     return -EAGAIN;
 }
+
+bool http_chunked_in_data(const http_chunked_t *c)
+{
+    return c->state == CH_DATA && c->remaining > 0;
+}

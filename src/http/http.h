@@ -161,6 +161,11 @@ void http_chunked_init(http_chunked_t *c, size_t max_line, size_t max_trailer);
 int http_chunked_scan(http_chunked_t *c, const char *p, size_t len, size_t *ret_used,
                       http_reject_t *ret_reason);
 
+/* True when the next byte the scanner expects is chunk data (c->remaining
+ * of them): lets a caller that decodes (a proxy answering an HTTP/1.0
+ * client) hand data runs on and drop the framing. */
+bool http_chunked_in_data(const http_chunked_t *c);
+
 /* Standard reason phrase for a status code ("Not Found"); "Unknown" otherwise. */
 const char *http_status_text(int status);
 /* True for fields a proxy must not forward (RFC 9110 7.6.1): Connection,

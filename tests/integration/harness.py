@@ -347,10 +347,27 @@ class Surety:
         with RawClient(self.admin_port, timeout=10.0) as c:
             return c.request("GET", path, host="127.0.0.1")
 
-    def metrics(self):
-        r = self.admin_get("/metrics")
-        assert r.status == 200, "GET /metrics answered %d" % r.status
-        return Metrics(r.body.decode("utf-8"))
+    def metrics(self, settle=True):
+        """Scrapes /metrics.  With settle, scrapes until two scrapes 30 ms
+        apart agree (at most 2 s): a worker may count a request just after
+        its last byte reached the client, so a scrape right after a response
+        can legitimately miss it."""
+        def scrape():
+            r = self.admin_get("/metrics")
+            assert r.status == 200, "GET /metrics answered %d" % r.status
+            return Metrics(r.body.decode("utf-8"))
+
+        m = scrape()
+        if not settle:
+            return m
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            time.sleep(0.03)
+            m2 = scrape()
+            if m2.samples == m.samples:
+                return m2
+            m = m2
+        return m
 
     def rss_kib(self):
         return rss_kib(self.proc.pid)

@@ -106,6 +106,7 @@ def test_websocket_echo_against_own_client(b):
         assert ws.read_message(c.reader, expect_masked=False) == (ws.OP_PONG, b"p")
         c.send(ws.encode_frame(ws.OP_CLOSE, b"\x03\xe8", mask=True))
         assert ws.read_message(c.reader, expect_masked=False)[0] == ws.OP_CLOSE
+        assert c.wait_closed(2)[0]
     assert not b.errors
 
 

@@ -45,6 +45,8 @@ def _feed(stdin, n):
 
 def _check_rss(s, sampler, base_kib):
     grown = (sampler.max_kib - base_kib) / 1024
+    print("RSS: base %d KiB, max %d KiB, grown %.1f MiB over %d samples"
+          % (base_kib, sampler.max_kib, grown, len(sampler.samples)))
     assert sampler.samples, "no RSS samples taken"
     assert grown < RSS_BOUND_MIB, ("RSS grew by %.1f MiB (from %d KiB to %d KiB), bound %d MiB"
                                    % (grown, base_kib, sampler.max_kib, RSS_BOUND_MIB))
