@@ -1,0 +1,319 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: surety, HAProxy and nginx as reverse proxies, in
+# one run, in front of one backend (a second nginx serving a 2-byte "ok" and
+# a 64 KiB static file), each driven by wrk for small then 64 KiB responses.
+#
+# Fairness: one worker/thread per proxy, keep-alive on both sides (HAProxy
+# `http-reuse always` + `option http-keep-alive`; nginx upstream keepalive
+# 32 with HTTP/1.1 and `Connection ""`; surety pools keep connections by
+# default), no access logs anywhere.  With 2+ CPUs the proxy under test is
+# pinned to CPU 1 and the backend and wrk share CPU 0, so the proxy's CPU is
+# the only thing measured on its core.  Per proxy and response size: requests/s,
+# p50/p99 latency (wrk --latency), and proxy CPU time per request (utime+stime
+# of the proxy's processes from /proc/PID/stat, before/after, divided by the
+# number of requests).
+#
+# Environment:
+#   BENCH_SECONDS   wrk duration per measurement (default 10)
+#   BENCH_WARMUP    warm-up seconds before each measurement (default 1)
+#   BENCH_CONNS     wrk connections (default 50)
+#   BENCH_PROXIES   which proxies (default "surety haproxy nginx")
+#   BENCH_PORT_BASE first of 5 loopback ports used (default 18100)
+#   SURETY_BENCH_BIN surety binary (default build/surety, the release build)
+#   BENCH_KEEP=1    keep the temp dir (configs, logs, raw wrk output)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+
+BENCH_SECONDS=${BENCH_SECONDS:-10}
+BENCH_WARMUP=${BENCH_WARMUP:-1}
+BENCH_CONNS=${BENCH_CONNS:-50}
+BENCH_PROXIES=${BENCH_PROXIES:-"surety haproxy nginx"}
+BASE=${BENCH_PORT_BASE:-18100}
+SURETY_BIN=${SURETY_BENCH_BIN:-$REPO/build/surety}
+HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
+NGINX=${NGINX:-/usr/sbin/nginx}
+WRK=${WRK:-wrk}
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+
+BACKEND_PORT=$BASE
+SURETY_PORT=$((BASE + 1))
+SURETY_ADMIN=$((BASE + 2))
+HAPROXY_PORT=$((BASE + 3))
+NGINX_PORT=$((BASE + 4))
+
+if [ "$(nproc)" -ge 2 ]; then
+    PROXY_CPU=1
+    LOAD_CPU=0
+else
+    PROXY_CPU=0
+    LOAD_CPU=0
+    echo "note: 1 CPU: proxy, backend and wrk share it; numbers are not comparable to 2-CPU runs" >&2
+fi
+
+TMP=$(mktemp -d /tmp/surety-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [ -n "${BENCH_KEEP:-}" ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "bench: $1 not found (make bench installs it)" >&2; exit 1; }; }
+need "$WRK"
+need curl
+need taskset
+
+wait_http() { # url expected-status seconds
+    local i
+    for ((i = 0; i < $3 * 20; i++)); do
+        if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1" || true)" = "$2" ]; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "bench: $1 did not answer $2 within $3 s" >&2
+    return 1
+}
+
+# --- backend: nginx, 1 worker, on the load CPU --------------------------------
+nginx_common() { # prefix
+    cat <<EOF
+worker_processes 1;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 20000; }
+EOF
+}
+nginx_temp_paths() { # prefix
+    cat <<EOF
+    client_body_temp_path $1/body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+EOF
+}
+
+mkdir -p "$TMP/backend" "$TMP/www"
+head -c 65536 /dev/urandom >"$TMP/www/64k"
+{
+    nginx_common "$TMP/backend"
+    cat <<EOF
+http {
+    access_log off;
+$(nginx_temp_paths "$TMP/backend")
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    server {
+        listen 127.0.0.1:$BACKEND_PORT backlog=4096;
+        root $TMP/www;
+        location = /small { default_type text/plain; return 200 "ok"; }
+        location = /64k { default_type application/octet-stream; }
+    }
+}
+EOF
+} >"$TMP/backend/nginx.conf"
+taskset -c "$LOAD_CPU" "$NGINX" -e "$TMP/backend/error.log" -p "$TMP/backend" \
+    -c "$TMP/backend/nginx.conf" &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$BACKEND_PORT/small" 200 10
+
+# --- proxies --------------------------------------------------------------------
+start_surety() {
+    if [ ! -x "$SURETY_BIN" ]; then
+        echo "bench: $SURETY_BIN not built: surety column skipped (make build)" >&2
+        return 1
+    fi
+    mkdir -p "$TMP/surety"
+    cat >"$TMP/surety/surety.yaml" <<EOF
+{
+  "workers": 1,
+  "admin": { "listen": "127.0.0.1:$SURETY_ADMIN" },
+  "log": { "access": "off" },
+  "listeners": { "web": { "listen": "127.0.0.1:$SURETY_PORT", "routes": [ { "pool": "be" } ] } },
+  "pools": { "be": { "servers": [ "127.0.0.1:$BACKEND_PORT" ], "keepalive": 32 } }
+}
+EOF
+    (cd "$TMP/surety" && exec taskset -c "$PROXY_CPU" "$SURETY_BIN" run -c surety.yaml \
+        >"$TMP/surety/stdout.log" 2>"$TMP/surety/stderr.log") &
+    PROXY_PID=$!
+    PIDS+=("$PROXY_PID")
+    wait_http "http://127.0.0.1:$SURETY_ADMIN/healthz" 200 10
+    PROXY_PORT=$SURETY_PORT
+}
+
+start_haproxy() {
+    [ -x "$HAPROXY" ] || { echo "bench: $HAPROXY missing" >&2; return 1; }
+    mkdir -p "$TMP/haproxy"
+    cat >"$TMP/haproxy/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 20000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+    option http-keep-alive
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:$HAPROXY_PORT
+    default_backend be
+backend be
+    server s1 127.0.0.1:$BACKEND_PORT
+EOF
+    taskset -c "$PROXY_CPU" "$HAPROXY" -db -f "$TMP/haproxy/haproxy.cfg" \
+        >"$TMP/haproxy/stdout.log" 2>"$TMP/haproxy/stderr.log" &
+    PROXY_PID=$!
+    PIDS+=("$PROXY_PID")
+    wait_http "http://127.0.0.1:$HAPROXY_PORT/small" 200 10
+    PROXY_PORT=$HAPROXY_PORT
+}
+
+start_nginx() {
+    [ -x "$NGINX" ] || { echo "bench: $NGINX missing" >&2; return 1; }
+    mkdir -p "$TMP/nginx"
+    {
+        nginx_common "$TMP/nginx"
+        cat <<EOF
+http {
+    access_log off;
+$(nginx_temp_paths "$TMP/nginx")
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    upstream be {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive 32;
+        keepalive_requests 10000000;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT backlog=4096;
+        location / {
+            proxy_pass http://be;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            # 64 KiB responses fit in memory buffers (no temp files)
+            proxy_buffer_size 16k;
+            proxy_buffers 8 16k;
+        }
+    }
+}
+EOF
+    } >"$TMP/nginx/nginx.conf"
+    taskset -c "$PROXY_CPU" "$NGINX" -e "$TMP/nginx/error.log" -p "$TMP/nginx" \
+        -c "$TMP/nginx/nginx.conf" &
+    PROXY_PID=$!
+    PIDS+=("$PROXY_PID")
+    wait_http "http://127.0.0.1:$NGINX_PORT/small" 200 10
+    PROXY_PORT=$NGINX_PORT
+}
+
+stop_proxy() {
+    kill "$PROXY_PID" 2>/dev/null || true
+    wait "$PROXY_PID" 2>/dev/null || true
+}
+
+# clock ticks of a process and its children (nginx: master + worker)
+cpu_ticks() {
+    local total=0 p t
+    for p in "$1" $(pgrep -P "$1" || true); do
+        t=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
+
+check_body() { # url expected-bytes
+    local n
+    n=$(curl -s --max-time 5 -o /dev/null -w '%{size_download}' "$1" || echo 0)
+    [ "$n" = "$2" ] || { echo "bench: $1 gave $n bytes, expected $2" >&2; return 1; }
+}
+
+RESULTS=$TMP/results.tsv
+: >"$RESULTS"
+TICKS=$(getconf CLK_TCK)
+
+measure() { # proxy path label
+    local url="http://127.0.0.1:$PROXY_PORT$2" out="$TMP/wrk-$1-$3.txt" before after
+    if [ "$BENCH_WARMUP" != 0 ]; then
+        taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$BENCH_CONNS" -d"${BENCH_WARMUP}s" "$url" >/dev/null
+    fi
+    before=$(cpu_ticks "$PROXY_PID")
+    taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$BENCH_CONNS" -d"${BENCH_SECONDS}s" --latency "$url" >"$out"
+    after=$(cpu_ticks "$PROXY_PID")
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$3" "$out" "$((after - before))" "$TICKS" >>"$RESULTS"
+    echo "  $1 $3: $(grep -E 'Requests/sec' "$out" | tr -s ' ')" >&2
+}
+
+echo "bench: ${BENCH_SECONDS}s per run, $BENCH_CONNS connections, proxy on CPU $PROXY_CPU," \
+    "backend+wrk on CPU $LOAD_CPU ($(nproc) CPUs)" >&2
+for proxy in $BENCH_PROXIES; do
+    if ! "start_$proxy"; then
+        printf '%s\tsmall\t-\t0\t%s\n%s\t64k\t-\t0\t%s\n' "$proxy" "$TICKS" "$proxy" "$TICKS" >>"$RESULTS"
+        continue
+    fi
+    check_body "http://127.0.0.1:$PROXY_PORT/small" 2
+    check_body "http://127.0.0.1:$PROXY_PORT/64k" 65536
+    measure "$proxy" /small small
+    measure "$proxy" /64k 64k
+    stop_proxy
+done
+
+"$PY" - "$RESULTS" <<'EOF'
+import re
+import sys
+
+UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def ms(text):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    return float(m.group(1)) * UNIT[m.group(2)] if m else float("nan")
+
+
+rows = []
+for line in open(sys.argv[1]):
+    proxy, size, path, ticks, hz = line.rstrip("\n").split("\t")
+    r = {"proxy": proxy, "size": size, "rps": None}
+    if path != "-":
+        out = open(path).read()
+        r["rps"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        r["requests"] = int(re.search(r"(\d+) requests in", out).group(1))
+        lat = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
+        r["p50"] = ms(lat.get("50", "?"))
+        r["p99"] = ms(lat.get("99", "?"))
+        r["cpu_us"] = int(ticks) / int(hz) * 1e6 / max(r["requests"], 1)
+        errs = 0
+        m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+        if m:
+            errs += int(m.group(1))
+        m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+        if m:
+            errs += sum(int(x) for x in m.groups())
+        r["errors"] = errs
+    rows.append(r)
+
+ref = {r["size"]: r for r in rows if r["proxy"] == "haproxy" and r["rps"]}
+print()
+print("%-8s %-6s %12s %9s %9s %12s %8s %9s %9s" % (
+    "proxy", "resp", "req/s", "p50 ms", "p99 ms", "CPU us/req", "errors", "rps/hap", "cpu/hap"))
+for r in rows:
+    if not r["rps"]:
+        print("%-8s %-6s %12s" % (r["proxy"], r["size"], "n/a"))
+        continue
+    h = ref.get(r["size"])
+    rr = "%.2f" % (r["rps"] / h["rps"]) if h else "-"
+    cr = "%.2f" % (r["cpu_us"] / h["cpu_us"]) if h and h["cpu_us"] else "-"
+    print("%-8s %-6s %12.0f %9.3f %9.3f %12.1f %8d %9s %9s" % (
+        r["proxy"], r["size"], r["rps"], r["p50"], r["p99"], r["cpu_us"], r["errors"], rr, cr))
+print()
+print("CPU us/req: proxy utime+stime per request (clock tick resolution: %s Hz)." % (
+    rows[0] and open(sys.argv[1]).readline().split("\t")[4]))
+EOF
