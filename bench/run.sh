@@ -102,6 +102,9 @@ EOF
 
 mkdir -p "$TMP/backend" "$TMP/www"
 head -c 65536 /dev/urandom >"$TMP/www/64k"
+# nginx workers started by root run as nobody: they must be able to read the file
+chmod 755 "$TMP" "$TMP/www"
+chmod 644 "$TMP/www/64k"
 {
     nginx_common "$TMP/backend"
     cat <<EOF
@@ -122,7 +125,7 @@ EOF
 taskset -c "$LOAD_CPU" "$NGINX" -e "$TMP/backend/error.log" -p "$TMP/backend" \
     -c "$TMP/backend/nginx.conf" &
 PIDS+=($!)
-wait_http "http://127.0.0.1:$BACKEND_PORT/small" 200 10
+wait_http "http://127.0.0.1:$BACKEND_PORT/small" 200 10 || exit 1
 
 # --- proxies --------------------------------------------------------------------
 start_surety() {
@@ -144,7 +147,7 @@ EOF
         >"$TMP/surety/stdout.log" 2>"$TMP/surety/stderr.log") &
     PROXY_PID=$!
     PIDS+=("$PROXY_PID")
-    wait_http "http://127.0.0.1:$SURETY_ADMIN/healthz" 200 10
+    wait_http "http://127.0.0.1:$SURETY_ADMIN/healthz" 200 10 || return 1
     PROXY_PORT=$SURETY_PORT
 }
 
@@ -154,7 +157,7 @@ start_haproxy() {
     cat >"$TMP/haproxy/haproxy.cfg" <<EOF
 global
     nbthread 1
-    maxconn 20000
+    maxconn 4000
 defaults
     mode http
     timeout connect 5s
@@ -173,7 +176,7 @@ EOF
         >"$TMP/haproxy/stdout.log" 2>"$TMP/haproxy/stderr.log" &
     PROXY_PID=$!
     PIDS+=("$PROXY_PID")
-    wait_http "http://127.0.0.1:$HAPROXY_PORT/small" 200 10
+    wait_http "http://127.0.0.1:$HAPROXY_PORT/small" 200 10 || return 1
     PROXY_PORT=$HAPROXY_PORT
 }
 
@@ -211,7 +214,7 @@ EOF
         -c "$TMP/nginx/nginx.conf" &
     PROXY_PID=$!
     PIDS+=("$PROXY_PID")
-    wait_http "http://127.0.0.1:$NGINX_PORT/small" 200 10
+    wait_http "http://127.0.0.1:$NGINX_PORT/small" 200 10 || return 1
     PROXY_PORT=$NGINX_PORT
 }
 
@@ -232,7 +235,7 @@ cpu_ticks() {
 
 check_body() { # url expected-bytes
     local n
-    n=$(curl -s --max-time 5 -o /dev/null -w '%{size_download}' "$1" || echo 0)
+    n=$(curl -s --max-time 5 -o /dev/null -w '%{size_download}' "$1" || true)
     [ "$n" = "$2" ] || { echo "bench: $1 gave $n bytes, expected $2" >&2; return 1; }
 }
 
@@ -255,12 +258,14 @@ measure() { # proxy path label
 echo "bench: ${BENCH_SECONDS}s per run, $BENCH_CONNS connections, proxy on CPU $PROXY_CPU," \
     "backend+wrk on CPU $LOAD_CPU ($(nproc) CPUs)" >&2
 for proxy in $BENCH_PROXIES; do
-    if ! "start_$proxy"; then
+    PROXY_PID=
+    if ! "start_$proxy" || ! check_body "http://127.0.0.1:$PROXY_PORT/small" 2 ||
+        ! check_body "http://127.0.0.1:$PROXY_PORT/64k" 65536; then
+        echo "bench: $proxy skipped (logs: $TMP/$proxy/, BENCH_KEEP=1 keeps them)" >&2
         printf '%s\tsmall\t-\t0\t%s\n%s\t64k\t-\t0\t%s\n' "$proxy" "$TICKS" "$proxy" "$TICKS" >>"$RESULTS"
+        [ -z "$PROXY_PID" ] || stop_proxy
         continue
     fi
-    check_body "http://127.0.0.1:$PROXY_PORT/small" 2
-    check_body "http://127.0.0.1:$PROXY_PORT/64k" 65536
     measure "$proxy" /small small
     measure "$proxy" /64k 64k
     stop_proxy
@@ -314,6 +319,6 @@ for r in rows:
     print("%-8s %-6s %12.0f %9.3f %9.3f %12.1f %8d %9s %9s" % (
         r["proxy"], r["size"], r["rps"], r["p50"], r["p99"], r["cpu_us"], r["errors"], rr, cr))
 print()
-print("CPU us/req: proxy utime+stime per request (clock tick resolution: %s Hz)." % (
-    rows[0] and open(sys.argv[1]).readline().split("\t")[4]))
+print("CPU us/req: proxy utime+stime per request (clock tick resolution: %s Hz)."
+      % open(sys.argv[1]).readline().split("\t")[4].strip())
 EOF

@@ -53,7 +53,7 @@ typedef struct {
     uint64_t connect_timeout_ms;   /* timeouts.connect, default 3s */
     uint64_t response_timeout_ms;  /* timeouts.response: request sent -> response head, 30s */
     uint64_t keepalive_timeout_ms; /* timeouts.keepalive: idle upstream connection, 60s */
-    unsigned keepalive_max;        /* keepalive: idle connections kept per server per worker, 32 */
+    unsigned keepalive_max;        /* keepalive: idle connections kept per server per worker, 256 */
 } conf_pool_t;
 
 typedef struct {

@@ -35,7 +35,7 @@ const char conf_doc_example[] =
     "      - 127.0.0.1:9001\n"
     "      - { address: 127.0.0.1:9002, weight: 3 }\n"
     "    timeouts: { connect: 3s, response: 30s, keepalive: 60s }\n"
-    "    keepalive: 32\n"
+    "    keepalive: 256\n"
     "  api:\n"
     "    servers: [ \"[::1]:9101\" ]\n";
 
@@ -70,7 +70,8 @@ static const char intro[] =
     "whose value is empty or `null` is the same as a key left out. Named things (listeners, "
     "pools) are YAML maps keyed by name. JSON is YAML too: a generated configuration may be "
     "written as JSON. The file is UTF-8 text, one document, with no control characters "
-    "outside escapes.\n"
+    "outside escapes, and with spaces rather than a tab between a `:` and an indicator that "
+    "follows it (`-`, `?`, `:`, `|`, `>`).\n"
     "\n"
     "## Value syntax\n"
     "\n"

@@ -416,6 +416,29 @@ static size_t text_check(const unsigned char *s, size_t len, int32_t *ret_cp)
     return i;
 }
 
+/* libfyaml 0.7.12 frees a simple key twice (fy_fetch_value) when a ':'
+ * that ends a complex key is followed by blanks holding a tab and then one
+ * of ? : | > or "- ": "? s:\t?" crashes it. Outside that case the tab is
+ * either an error anyway (before '-' or '?') or rare and harmless to
+ * write as spaces (before '|', '>' or ':'), so every such tab is refused,
+ * wherever it is. Returns the offset of the first, or len. */
+static size_t tab_check(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != ':')
+            continue;
+        size_t j = i + 1, tab = len;
+        for (; j < len && (s[j] == ' ' || s[j] == '\t'); j++)
+            if (s[j] == '\t' && tab == len)
+                tab = j;
+        if (tab == len || j == len)
+            continue;
+        if (strchr("?:|>", s[j]) || (s[j] == '-' && (j + 1 == len || strchr(" \t\r\n", s[j + 1]))))
+            return tab;
+    }
+    return len;
+}
+
 /* Where byte offset off is, counting columns in characters as libfyaml
  * does; the text before off is valid UTF-8. */
 static conf_mark_t offset_mark(const char *text, size_t off)
@@ -478,6 +501,11 @@ int conf_yaml_parse(const char *text, size_t len, conf_arena_t *tmp, conf_diag_t
                           "character U+%04X is not allowed in YAML (write it as an escape in "
                           "a double-quoted string)",
                           (unsigned)cp);
+        return -EINVAL;
+    }
+    if ((ok = tab_check(text, len)) < len) {
+        conf_diag_add(d, offset_mark(text, ok),
+                      "use spaces, not a tab, between ':' and the indicator that follows it");
         return -EINVAL;
     }
     b.anchors = conf_arena_alloc(tmp, ANCHOR_BUCKETS * sizeof(*b.anchors));

@@ -414,7 +414,7 @@ static int tx_finish(client_t *c)
 
 /* Reads from fd into b when ready and there is room. Returns PROGRESS, IDLE,
  * or 1 + ... : *ret_eof set on end of stream, *ret_err on error. */
-static int read_some(int fd, buf_t *b, bool *readable, bool *ret_eof, int *ret_err)
+static int read_some(int fd, buf_t *b, bool *readable, bool hup, bool *ret_eof, int *ret_err)
 {
     if (!*readable || *ret_eof)
         return IDLE;
@@ -423,8 +423,10 @@ static int read_some(int fd, buf_t *b, bool *readable, bool *ret_eof, int *ret_e
     size_t room_before = b->data ? buf_room(b) : b->cap;
     ssize_t n = buf_read_fd(b, fd);
     if (n > 0) {
-        /* A short read drained the socket: the next edge will tell us. */
-        if ((size_t)n < room_before)
+        /* A short read drained the socket: the next edge will tell us. Not
+         * after a FIN was signalled: no edge follows that one, so read on
+         * until read() itself says end of stream. */
+        if ((size_t)n < room_before && !hup)
             *readable = false;
         return PROGRESS;
     }
@@ -515,7 +517,7 @@ static int step_head(client_t *c)
     }
     bool was_empty = buf_len(&c->in) == 0;
     int err = 0;
-    int r = read_some(c->io.fd, &c->in, &c->readable, &c->eof, &err);
+    int r = read_some(c->io.fd, &c->in, &c->readable, c->hup, &c->eof, &err);
     if (c->eof) {
         /* Closing between requests is normal; mid-head it is the client's loss. */
         client_close(c);
@@ -612,7 +614,7 @@ static int step_request(client_t *c)
     }
     if (!b->done && !c->eof) {
         int err = 0;
-        int r = read_some(c->io.fd, &c->in, &c->readable, &c->eof, &err);
+        int r = read_some(c->io.fd, &c->in, &c->readable, c->hup, &c->eof, &err);
         if (r == PROGRESS) {
             progress = PROGRESS;
             loop_timer_start(c->w->loop, &c->timer, lconf(c)->client_timeout_ms);
@@ -691,7 +693,7 @@ static int step_response(client_t *c)
 
     if (u->state == UP_CONNECTING)
         return IDLE;
-    if (read_some(u->io.fd, &u->in, &u->readable, &u->eof, &err) == PROGRESS) {
+    if (read_some(u->io.fd, &u->in, &u->readable, u->hup, &u->eof, &err) == PROGRESS) {
         progress = PROGRESS;
         loop_timer_start(c->w->loop, &u->timer,
                          c->w->conf->pools[u->srv->pool].response_timeout_ms);
@@ -791,9 +793,9 @@ static int step_tunnel(client_t *c)
     upstream_t *u = c->up;
     int progress = IDLE, err = 0;
     bool any;
-    if (read_some(c->io.fd, &c->in, &c->readable, &c->eof, &err) == PROGRESS)
+    if (read_some(c->io.fd, &c->in, &c->readable, c->hup, &c->eof, &err) == PROGRESS)
         progress = PROGRESS;
-    if (read_some(u->io.fd, &u->in, &u->readable, &u->eof, &err) == PROGRESS)
+    if (read_some(u->io.fd, &u->in, &u->readable, u->hup, &u->eof, &err) == PROGRESS)
         progress = PROGRESS;
     if (buf_len(&c->in)) {
         size_t sent;
@@ -857,7 +859,7 @@ static int step_closing(client_t *c)
             return IDLE;
         buf_consume(&c->in, buf_len(&c->in));
         int err = 0;
-        read_some(c->io.fd, &c->in, &c->readable, &c->eof, &err);
+        read_some(c->io.fd, &c->in, &c->readable, c->hup, &c->eof, &err);
         if (c->eof) {
             client_close(c);
             return CLOSED;
@@ -894,6 +896,8 @@ static void client_io_cb(loop_t *loop, loop_io_t *io, uint32_t ev)
     client_t *c = container_of(io, client_t, io);
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->readable = true;
+    if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->hup = true;
     if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         c->writable = true;
     client_run(c);

@@ -93,6 +93,7 @@ void upstream_release(upstream_t *u, bool reusable)
     buf_deinit(&u->in);
     buf_deinit(&u->out);
     u->state = UP_IDLE;
+    u->readable = false; /* a stale flag must not close it at the next edge */
     list_insert_head(&u->srv->idle, &u->link);
     u->srv->nidle++;
     STAT_INC(u->srv->stats->conns_idle);
@@ -105,10 +106,16 @@ static void upstream_io_cb(loop_t *loop, loop_io_t *io, uint32_t ev)
     upstream_t *u = container_of(io, upstream_t, io);
     if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         u->readable = true;
+    if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        u->hup = true;
     if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         u->writable = true;
     if (u->state == UP_IDLE) {
-        upstream_close(u);
+        /* Bytes or a FIN on an idle connection: the server closed it (or
+         * broke the protocol). Writability alone (ACKs freeing the send
+         * buffer raise an edge too) says nothing: keep it. */
+        if (u->readable)
+            upstream_close(u);
         return;
     }
     if (u->client)

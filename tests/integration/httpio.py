@@ -356,7 +356,8 @@ class RawClient:
         self.close()
 
 
-def simple_get(port, target="/", host="example.com", headers=(), timeout=10.0):
+def simple_get(port, target="/", host="example.com", headers=(), timeout=10.0,
+               addr="127.0.0.1"):
     """One GET on a fresh connection (closed afterwards)."""
-    with RawClient(port, timeout=timeout) as c:
+    with RawClient(port, host=addr, timeout=timeout) as c:
         return c.request("GET", target, host, headers)

@@ -132,3 +132,18 @@ def test_access_log_one_line_per_request_on_keepalive(env, tmp_path):
     assert len({l["request_id"] for l in lines}) == 5
     m = s.metrics()
     assert m.get("surety_access_log_dropped_total") == 0
+
+
+def test_access_log_truncates_an_ipv6_client_to_its_48(env, tmp_path):
+    b = env.backend("b1")
+    port = harness.free_port()
+    s = env.surety(harness.simple_config([b], listener={"listen": "[::1]:%d" % port},
+                                         log={"access": str(tmp_path / "access.log"),
+                                              "client_ip": "truncate"}))
+    r = simple_get(port, "/v6", addr="::1")
+    assert r.status == 200
+    lines, text = s.access_log(expect=1)
+    assert lines[0]["client"] == "::", text
+    (req,) = b.completed()
+    assert req.headers.tokens("X-Forwarded-For") == ["::1"]
+    assert '"[::1]"' in req.header("Forwarded", ""), req.header("Forwarded")

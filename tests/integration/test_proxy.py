@@ -2,6 +2,7 @@
 on both sides, pipelining, bodiless responses, Expect: 100-continue."""
 
 import socket
+import threading
 import time
 
 import harness
@@ -275,3 +276,45 @@ def test_response_body_larger_than_buffer_is_streamed_to_slow_client(env):
         sock.close()
     assert r.status == 200 and cnt.matches(n)
 
+
+
+def test_concurrent_clients_each_get_their_own_responses(env):
+    s, b = start(env)
+    errors = []
+
+    def client(k):
+        try:
+            with RawClient(s.port()) as c:
+                for i in range(20):
+                    if i % 4 == 3:
+                        body = b"client %d request %d" % (k, i)
+                        r = c.request("POST", "/echo", body=body)
+                        want = body
+                    else:
+                        r = c.request("GET", "/c%d/r%d" % (k, i))
+                        want = b"hello from b1 /c%d/r%d\n" % (k, i)
+                    if r.status != 200 or r.body != want:
+                        errors.append((k, i, r.status, r.body[:80]))
+        except Exception as e:  # collected, asserted below
+            errors.append((k, repr(e)))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:10]
+    assert len(b.completed()) == 800
+    m = s.metrics()
+    assert m.get("surety_listener_requests_total", listener="web", code="2xx") == 800
+
+
+def test_two_workers_serve_requests(env):
+    b = env.backend("b1")
+    s = env.surety(harness.simple_config([b], workers=2))
+    for i in range(20):
+        with RawClient(s.port()) as c:
+            assert c.request("GET", "/w%d" % i).status == 200
+    m = s.metrics()
+    assert m.get("surety_workers") == 2
+    assert m.get("surety_listener_requests_total", listener="web", code="2xx") == 20

@@ -1,6 +1,7 @@
 """Client-side timeouts (header, idle, client) and upstream ones (connect,
 response), configured short (500 ms) so the tests stay fast."""
 
+import socket
 import time
 
 import harness
@@ -139,3 +140,37 @@ def test_upstream_response_timeout_gets_504_and_the_late_response_is_never_deliv
         r = simple_get(s.port(), "/fresh%d" % i)
         assert r.status == 200 and r.body == b"hello from b1 /fresh%d\n" % i
         time.sleep(0.6)
+
+
+def test_response_timeout_does_not_cut_a_body_that_the_client_reads_slowly(env):
+    """timeouts.response bounds the wait for the response head; a body that
+    flows, only slower than the timeout because the client reads slowly,
+    must not be cut."""
+    b = env.backend("b1")
+    s = env.surety(harness.simple_config([b], pool={"timeouts": {"response": "500ms"}}))
+    n = 16 << 20
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", s.port()))
+    got = 0
+    t0 = time.monotonic()
+    try:
+        sock.sendall(build_request("GET", "/bytes/%d" % n))
+        raw = b""
+        while b"\r\n\r\n" not in raw:
+            raw += sock.recv(65536)
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        got = len(rest)
+        while got < n:
+            time.sleep(0.02)
+            d = sock.recv(256 * 1024)
+            if not d:
+                break
+            got += len(d)
+    finally:
+        sock.close()
+    elapsed = time.monotonic() - t0
+    assert got == n, "body cut after %d of %d bytes (%.1fs)" % (got, n, elapsed)
+    assert elapsed > 0.5, "test did not exercise the timeout (%.2fs)" % elapsed

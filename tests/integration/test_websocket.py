@@ -76,3 +76,40 @@ def test_refused_upgrade_leaves_a_normal_http_connection(env):
         assert r.status == 200 and r.body == b"no upgrade for you\n"
         assert c.request("GET", "/next").status == 200
     assert simple_get(s.port(), "/").status == 200
+
+
+def _echo_once_then_hang_up(req, conn):
+    key = req.header("Sec-WebSocket-Key")
+    conn.head(101, [("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                    ("Sec-WebSocket-Accept", ws.accept_key(key))])
+    op, payload = ws.read_message(conn.reader, expect_masked=True)
+    conn.sendall(ws.encode_frame(op, payload, mask=False))
+    conn.close_after = True
+    conn.sock.close()
+
+
+def test_backend_hanging_up_a_tunnel_closes_the_client_connection(env):
+    b = env.backend("b1", handler=_echo_once_then_hang_up)
+    s = env.surety(harness.simple_config([b]))
+    c, key, r = open_ws(s, "/chat")
+    with c:
+        assert r.status == 101
+        c.send(ws.encode_frame(ws.OP_TEXT, b"last words", mask=True))
+        assert ws.read_message(c.reader, expect_masked=False) == (ws.OP_TEXT, b"last words")
+        closed, extra, _ = c.wait_closed(3)
+        assert closed, "client side of the tunnel still open 3 s after the backend hung up"
+        assert extra == b""
+
+
+def test_client_hanging_up_a_tunnel_closes_the_backend_connection(env):
+    b = env.backend("b1")
+    s = env.surety(harness.simple_config([b]))
+    c, key, r = open_ws(s)
+    assert r.status == 101
+    c.send(ws.encode_frame(ws.OP_TEXT, b"bye", mask=True))
+    assert ws.read_message(c.reader, expect_masked=False) == (ws.OP_TEXT, b"bye")
+    c.close()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and b.open_connections:
+        time.sleep(0.05)
+    assert b.open_connections == 0, "backend side of the tunnel still open 3 s after the client left"

@@ -129,7 +129,7 @@ static void test_doc_example_loads_with_every_value(void **state)
     assert_int_equal(site->connect_timeout_ms, 3000);
     assert_int_equal(site->response_timeout_ms, 30000);
     assert_int_equal(site->keepalive_timeout_ms, 60000);
-    assert_int_equal(site->keepalive_max, 32);
+    assert_int_equal(site->keepalive_max, 256);
     assert_int_equal(api->nservers, 1);
     assert_string_equal(api->servers[0].address, "[::1]:9101");
     assert_int_equal(api->servers[0].addr.ss.ss_family, AF_INET6);
@@ -177,7 +177,7 @@ static void test_minimal_file_gets_the_documented_defaults(void **state)
     assert_int_equal(p->connect_timeout_ms, 3 * 1000);
     assert_int_equal(p->response_timeout_ms, 30 * 1000);
     assert_int_equal(p->keepalive_timeout_ms, 60 * 1000);
-    assert_int_equal(p->keepalive_max, 32);
+    assert_int_equal(p->keepalive_max, 256);
     conf_unref(c);
 }
 
@@ -620,6 +620,10 @@ static const error_case_t error_cases[] = {
     {"C1 control character", "log: { access: \"a\xc2\x9b\" }\n" BASE,
      "t.yaml:1:18: character U+009B is not allowed in YAML (write it as an escape in a "
      "double-quoted string)\n"},
+    {"tab before a block indicator", "log:\n  ? access:\t?\n",
+     "t.yaml:2:12: use spaces, not a tab, between ':' and the indicator that follows it\n"},
+    {"tab before a sequence entry", BASE "x: \t- 1\n",
+     "t.yaml:8:4: use spaces, not a tab, between ':' and the indicator that follows it\n"},
     {"unknown alias", "workers: *n\n" BASE,
      "t.yaml:1:10: alias 'n' names no anchor defined before it\n"},
 };
@@ -748,6 +752,20 @@ static void test_nul_byte_is_refused_before_libfyaml_sees_it(void **state)
     assert_string_equal(errs, "t.yaml:1:6: character U+0000 is not allowed in YAML (write it as "
                               "an escape in a double-quoted string)\n");
     free(errs);
+}
+
+static void test_tabs_elsewhere_are_still_yaml_separators(void **state)
+{
+    (void)state;
+    /* Tab-indented JSON, and tabs before values that are not indicators. */
+    conf_t *c = load_ok("{\n\t\"workers\":\t2,\n\t\"listeners\": {\"web\": {\"listen\":\t\":80\",\n"
+                        "\t\t\"routes\": [{\"pool\": \"p\"}]}},\n"
+                        "\t\"pools\": {\"p\": {\"servers\": [\":81\"], \"keepalive\":\t-0}}\n}\n");
+    assert_int_equal(c->workers, 2);
+    conf_unref(c);
+    c = load_ok("drain_timeout:\t5s\n" BASE);
+    assert_int_equal(c->drain_timeout_ms, 5000);
+    conf_unref(c);
 }
 
 static void test_oversized_input_is_refused_without_parsing(void **state)
@@ -956,6 +974,7 @@ int main(void)
         cmocka_unit_test(test_routes_resolve_among_many_pools),
         cmocka_unit_test(test_alias_bombs_are_refused),
         cmocka_unit_test(test_nul_byte_is_refused_before_libfyaml_sees_it),
+        cmocka_unit_test(test_tabs_elsewhere_are_still_yaml_separators),
         cmocka_unit_test(test_oversized_input_is_refused_without_parsing),
         cmocka_unit_test(test_unreadable_file_has_no_position),
         cmocka_unit_test(test_errors_go_nowhere_when_errs_is_null),
