@@ -442,10 +442,10 @@ static void conn_io_cb(loop_t *loop, loop_io_t *io, uint32_t events)
 {
     (void)loop;
     conn_t *c = container_of(io, conn_t, io);
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        c->readable = true;
-    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-        c->writable = true;
+    loop_ready_t r = {c->readable, c->writable, false};
+    loop_ready_update(&r, events);
+    c->readable = r.readable;
+    c->writable = r.writable;
     conn_run(c);
 }
 

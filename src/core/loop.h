@@ -46,6 +46,24 @@ struct loop_async {
     loop_async_cb cb;
 };
 
+/* What an edge-triggered owner remembers between events: set from each
+ * event, cleared by the owner on -EAGAIN or a short read/write. hup: the
+ * peer's FIN or an error was signalled; no further edge will come, so the
+ * owner must read until read() itself reports the end. */
+typedef struct {
+    bool readable, writable, hup;
+} loop_ready_t;
+
+static inline void loop_ready_update(loop_ready_t *r, uint32_t events)
+{
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        r->readable = true;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        r->hup = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        r->writable = true;
+}
+
 /* A new loop; freed with loop_free() by the thread that made it. NULL on failure. */
 loop_t *loop_new(void);
 void loop_free(loop_t *loop);

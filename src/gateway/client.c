@@ -412,11 +412,12 @@ static int tx_finish(client_t *c)
 
 /* ---- I/O steps ------------------------------------------------------------ */
 
-/* Reads from fd into b when ready and there is room. Returns PROGRESS, IDLE,
- * or 1 + ... : *ret_eof set on end of stream, *ret_err on error. */
-static int read_some(int fd, buf_t *b, bool *readable, bool hup, bool *ret_eof, int *ret_err)
+/* Reads from fd into b when ready and there is room. PROGRESS when bytes
+ * came or the stream ended (*ret_eof; *ret_err too if it ended in an error),
+ * IDLE when nothing could be read now. */
+static int read_some(int fd, buf_t *b, loop_ready_t *r, bool *ret_eof, int *ret_err)
 {
-    if (!*readable || *ret_eof)
+    if (!r->readable || *ret_eof)
         return IDLE;
     if (b->data && buf_free_space(b) == 0)
         return IDLE;
@@ -426,8 +427,8 @@ static int read_some(int fd, buf_t *b, bool *readable, bool hup, bool *ret_eof, 
         /* A short read drained the socket: the next edge will tell us. Not
          * after a FIN was signalled: no edge follows that one, so read on
          * until read() itself says end of stream. */
-        if ((size_t)n < room_before && !hup)
-            *readable = false;
+        if ((size_t)n < room_before && !r->hup)
+            r->readable = false;
         return PROGRESS;
     }
     if (n == 0) {
@@ -435,7 +436,7 @@ static int read_some(int fd, buf_t *b, bool *readable, bool hup, bool *ret_eof, 
         return PROGRESS;
     }
     if (n == -EAGAIN) {
-        *readable = false;
+        r->readable = false;
         return IDLE;
     }
     *ret_err = (int)n;
@@ -517,7 +518,7 @@ static int step_head(client_t *c)
     }
     bool was_empty = buf_len(&c->in) == 0;
     int err = 0;
-    int r = read_some(c->io.fd, &c->in, &c->readable, c->hup, &c->eof, &err);
+    int r = read_some(c->io.fd, &c->in, &c->ready, &c->eof, &err);
     if (c->eof) {
         /* Closing between requests is normal; mid-head it is the client's loss. */
         client_close(c);
@@ -567,7 +568,7 @@ static int upstream_failed(client_t *c, int err)
 static int step_connect(client_t *c)
 {
     upstream_t *u = c->up;
-    if (u->state != UP_CONNECTING || !u->writable)
+    if (u->state != UP_CONNECTING || !u->ready.writable)
         return IDLE;
     int err = sock_error(u->io.fd);
     if (err) {
@@ -597,7 +598,7 @@ static int step_request(client_t *c)
     size_t hl = buf_len(&u->out) - c->tx.req_head_sent;
     if (hl || b->pending) {
         size_t sent;
-        int r = send_iov(u->io.fd, &u->writable, buf_rptr(&u->out) + c->tx.req_head_sent, hl,
+        int r = send_iov(u->io.fd, &u->ready.writable, buf_rptr(&u->out) + c->tx.req_head_sent, hl,
                          b->pending ? buf_rptr(&c->in) : NULL, b->pending, &sent);
         if (r == 0 && sent) {
             size_t from_head = sent < hl ? sent : hl;
@@ -614,7 +615,7 @@ static int step_request(client_t *c)
     }
     if (!b->done && !c->eof) {
         int err = 0;
-        int r = read_some(c->io.fd, &c->in, &c->readable, c->hup, &c->eof, &err);
+        int r = read_some(c->io.fd, &c->in, &c->ready, &c->eof, &err);
         if (r == PROGRESS) {
             progress = PROGRESS;
             loop_timer_start(c->w->loop, &c->timer, lconf(c)->client_timeout_ms);
@@ -693,7 +694,7 @@ static int step_response(client_t *c)
 
     if (u->state == UP_CONNECTING)
         return IDLE;
-    if (read_some(u->io.fd, &u->in, &u->readable, u->hup, &u->eof, &err) == PROGRESS) {
+    if (read_some(u->io.fd, &u->in, &u->ready, &u->eof, &err) == PROGRESS) {
         progress = PROGRESS;
         loop_timer_start(c->w->loop, &u->timer,
                          c->w->conf->pools[u->srv->pool].response_timeout_ms);
@@ -726,7 +727,7 @@ static int step_response(client_t *c)
             return upstream_failed(c, err);
         if (buf_len(&c->out)) { /* relayed 1xx */
             size_t sent;
-            int r = send_iov(c->io.fd, &c->writable, buf_rptr(&c->out), buf_len(&c->out), NULL,
+            int r = send_iov(c->io.fd, &c->ready.writable, buf_rptr(&c->out), buf_len(&c->out), NULL,
                              0, &sent);
             if (r == 0 && sent) {
                 buf_consume(&c->out, sent);
@@ -748,7 +749,7 @@ static int step_response(client_t *c)
     if (buf_len(&c->out) || b->pending) {
         bool sent_any = false;
         size_t out_before = buf_len(&c->out);
-        ssize_t n = send_out_and_body(c->io.fd, &c->writable, &c->out, &u->in, b->pending,
+        ssize_t n = send_out_and_body(c->io.fd, &c->ready.writable, &c->out, &u->in, b->pending,
                                       &sent_any);
         if (n >= 0) {
             b->pending -= (size_t)n;
@@ -793,13 +794,13 @@ static int step_tunnel(client_t *c)
     upstream_t *u = c->up;
     int progress = IDLE, err = 0;
     bool any;
-    if (read_some(c->io.fd, &c->in, &c->readable, c->hup, &c->eof, &err) == PROGRESS)
+    if (read_some(c->io.fd, &c->in, &c->ready, &c->eof, &err) == PROGRESS)
         progress = PROGRESS;
-    if (read_some(u->io.fd, &u->in, &u->readable, u->hup, &u->eof, &err) == PROGRESS)
+    if (read_some(u->io.fd, &u->in, &u->ready, &u->eof, &err) == PROGRESS)
         progress = PROGRESS;
     if (buf_len(&c->in)) {
         size_t sent;
-        int r = send_iov(u->io.fd, &u->writable, buf_rptr(&c->in), buf_len(&c->in), NULL, 0,
+        int r = send_iov(u->io.fd, &u->ready.writable, buf_rptr(&c->in), buf_len(&c->in), NULL, 0,
                          &sent);
         if (r == 0 && sent) {
             buf_consume(&c->in, sent);
@@ -811,7 +812,7 @@ static int step_tunnel(client_t *c)
     }
     if (buf_len(&c->out) || buf_len(&u->in)) {
         size_t before = buf_len(&c->out) + buf_len(&u->in);
-        ssize_t n = send_out_and_body(c->io.fd, &c->writable, &c->out, &u->in, buf_len(&u->in),
+        ssize_t n = send_out_and_body(c->io.fd, &c->ready.writable, &c->out, &u->in, buf_len(&u->in),
                                       &any);
         if (n >= 0 && any) {
             c->tx.bytes_out += before - buf_len(&c->out) - buf_len(&u->in);
@@ -837,7 +838,7 @@ static int step_closing(client_t *c)
 {
     if (buf_len(&c->out)) {
         size_t sent;
-        int r = send_iov(c->io.fd, &c->writable, buf_rptr(&c->out), buf_len(&c->out), NULL, 0,
+        int r = send_iov(c->io.fd, &c->ready.writable, buf_rptr(&c->out), buf_len(&c->out), NULL, 0,
                          &sent);
         if (r == 0 && sent) {
             buf_consume(&c->out, sent);
@@ -855,11 +856,11 @@ static int step_closing(client_t *c)
         loop_timer_start(c->w->loop, &c->timer, 2000);
     }
     for (;;) {
-        if (!c->readable)
+        if (!c->ready.readable)
             return IDLE;
         buf_consume(&c->in, buf_len(&c->in));
         int err = 0;
-        read_some(c->io.fd, &c->in, &c->readable, c->hup, &c->eof, &err);
+        read_some(c->io.fd, &c->in, &c->ready, &c->eof, &err);
         if (c->eof) {
             client_close(c);
             return CLOSED;
@@ -894,12 +895,7 @@ static void client_io_cb(loop_t *loop, loop_io_t *io, uint32_t ev)
 {
     (void)loop;
     client_t *c = container_of(io, client_t, io);
-    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        c->readable = true;
-    if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        c->hup = true;
-    if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-        c->writable = true;
+    loop_ready_update(&c->ready, ev);
     client_run(c);
 }
 

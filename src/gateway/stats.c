@@ -56,6 +56,23 @@ void stats_observe_duration(stats_listener_t *l, uint64_t us)
     STAT_ADD(l->duration_us_sum, us);
 }
 
+/* A family whose every sample is one plain field of a per-listener or
+ * per-server struct: the table rows below. */
+typedef struct {
+    const char *name, *help;
+    size_t offset;
+    prom_type_t type;
+} simple_family_t;
+
+static void emit(prom_t *p, const simple_family_t *f, const prom_label_t *lab, size_t nlab,
+                 uint64_t v)
+{
+    if (f->type == PROM_GAUGE)
+        prom_gauge(p, f->name, lab, nlab, (double)(int64_t)v); /* gauges may be signed */
+    else
+        prom_counter(p, f->name, lab, nlab, v);
+}
+
 /* Sums of one field over workers. `at` maps a worker's stats to the field. */
 #define SUM(expr)                                                                                  \
     ({                                                                                             \
@@ -91,11 +108,7 @@ static void write_listeners(prom_t *p, const conf_t *conf, stats_t *const *per_w
                        buckets, STATS_NBUCKETS, sum, count);
     }
 
-    static const struct {
-        const char *name, *help;
-        size_t offset;
-        prom_type_t type;
-    } simple[] = {
+    static const simple_family_t simple[] = {
         {"surety_listener_received_bytes_total", "Bytes received from clients.",
          offsetof(stats_listener_t, bytes_in), PROM_COUNTER},
         {"surety_listener_sent_bytes_total", "Bytes sent to clients.",
@@ -111,11 +124,7 @@ static void write_listeners(prom_t *p, const conf_t *conf, stats_t *const *per_w
         prom_family(p, simple[i].name, simple[i].type, simple[i].help);
         for (size_t l = 0; l < conf->nlisteners; l++) {
             uint64_t v = SUM(*(uint64_t *)((char *)&ws->listeners[l] + simple[i].offset));
-            prom_label_t lab[] = {{"listener", conf->listeners[l].name}};
-            if (simple[i].type == PROM_GAUGE)
-                prom_gauge(p, simple[i].name, lab, 1, (double)(int64_t)v);
-            else
-                prom_counter(p, simple[i].name, lab, 1, v);
+            emit(p, &simple[i], PROM_LABELS({"listener", conf->listeners[l].name}), v);
         }
     }
 
@@ -167,11 +176,7 @@ static void write_servers(prom_t *p, const conf_t *conf, stats_t *const *per_wor
                                          {"code", code_names[k]}),
                              SUM(ws->servers[pi][s].requests.code[k]));
 
-    static const struct {
-        const char *name, *help;
-        size_t offset;
-        prom_type_t type;
-    } simple[] = {
+    static const simple_family_t simple[] = {
         {"surety_server_connections_total", "Connections opened to the server.",
          offsetof(stats_server_t, conns_total), PROM_COUNTER},
         {"surety_server_connections_idle", "Idle keep-alive connections to the server now.",
@@ -185,12 +190,10 @@ static void write_servers(prom_t *p, const conf_t *conf, stats_t *const *per_wor
         for (size_t pi = 0; pi < conf->npools; pi++)
             for (size_t s = 0; s < conf->pools[pi].nservers; s++) {
                 uint64_t v = SUM(*(uint64_t *)((char *)&ws->servers[pi][s] + simple[i].offset));
-                prom_label_t lab[] = {{"pool", conf->pools[pi].name},
-                                      {"server", conf->pools[pi].servers[s].address}};
-                if (simple[i].type == PROM_GAUGE)
-                    prom_gauge(p, simple[i].name, lab, 2, (double)(int64_t)v);
-                else
-                    prom_counter(p, simple[i].name, lab, 2, v);
+                emit(p, &simple[i],
+                     PROM_LABELS({"pool", conf->pools[pi].name},
+                                 {"server", conf->pools[pi].servers[s].address}),
+                     v);
             }
     }
 }

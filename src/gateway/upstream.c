@@ -93,7 +93,7 @@ void upstream_release(upstream_t *u, bool reusable)
     buf_deinit(&u->in);
     buf_deinit(&u->out);
     u->state = UP_IDLE;
-    u->readable = false; /* a stale flag must not close it at the next edge */
+    u->ready.readable = false; /* a stale flag must not close it at the next edge */
     list_insert_head(&u->srv->idle, &u->link);
     u->srv->nidle++;
     STAT_INC(u->srv->stats->conns_idle);
@@ -104,17 +104,12 @@ static void upstream_io_cb(loop_t *loop, loop_io_t *io, uint32_t ev)
 {
     (void)loop;
     upstream_t *u = container_of(io, upstream_t, io);
-    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        u->readable = true;
-    if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        u->hup = true;
-    if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-        u->writable = true;
+    loop_ready_update(&u->ready, ev);
     if (u->state == UP_IDLE) {
         /* Bytes or a FIN on an idle connection: the server closed it (or
          * broke the protocol). Writability alone (ACKs freeing the send
          * buffer raise an edge too) says nothing: keep it. */
-        if (u->readable)
+        if (u->ready.readable)
             upstream_close(u);
         return;
     }

@@ -92,8 +92,8 @@ struct upstream {
     server_t *srv;
     client_t *client; /* attached client, NULL when idle */
     enum upstream_state state;
-    bool readable, writable, eof;
-    bool hup;          /* the peer's FIN (or an error) was signalled: read to the end */
+    loop_ready_t ready;
+    bool eof;
     bool reused;       /* has carried an earlier request */
     buf_t in;          /* bytes from the server */
     buf_t out;         /* the rewritten request head */
@@ -124,8 +124,8 @@ struct client {
     listener_t *l;
     sock_addr_t peer;
     enum client_state state;
-    bool readable, writable, eof;
-    bool hup; /* the peer's FIN (or an error) was signalled: read to the end */
+    loop_ready_t ready;
+    bool eof;
     bool keep_alive;      /* may carry another request after this one */
     buf_t in;             /* request bytes: heads and request body */
     buf_t out;            /* bytes for the client: response heads, errors */
