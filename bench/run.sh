@@ -4,9 +4,12 @@
 # a 64 KiB static file), each driven by wrk for small then 64 KiB responses.
 #
 # Fairness: one worker/thread per proxy, keep-alive on both sides (HAProxy
-# `http-reuse always` + `option http-keep-alive`; nginx upstream keepalive
-# 32 with HTTP/1.1 and `Connection ""`; surety pools keep connections by
-# default), no access logs anywhere.  With 2+ CPUs the proxy under test is
+# `http-reuse always` + `option http-keep-alive`, idle connections uncapped
+# by default; nginx upstream keepalive 256 with HTTP/1.1 and `Connection ""`;
+# surety's default pool keepalive, 256 idle per server), no access logs
+# anywhere. The idle caps must exceed BENCH_CONNS: below it (nginx's usual
+# `keepalive 32` with 50 connections) every proxy closes and reopens server
+# connections all the time and measures that instead.  With 2+ CPUs the proxy under test is
 # pinned to CPU 1 and the backend and wrk share CPU 0, so the proxy's CPU is
 # the only thing measured on its core.  Per proxy and response size: requests/s,
 # p50/p99 latency (wrk --latency), and proxy CPU time per request (utime+stime
@@ -20,6 +23,10 @@
 #   BENCH_PROXIES   which proxies (default "surety haproxy nginx")
 #   BENCH_PORT_BASE first of 5 loopback ports used (default 18100)
 #   SURETY_BENCH_BIN surety binary (default build/surety, the release build)
+#   BENCH_ROUNDS    rounds (default 3); each round measures every proxy, in an
+#                   order rotated from round to round, and the table shows the
+#                   median of the rounds (the first proxy measured on a cold
+#                   machine is otherwise penalised: seen as much as 30%)
 #   BENCH_KEEP=1    keep the temp dir (configs, logs, raw wrk output)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +35,7 @@ REPO=$PWD
 BENCH_SECONDS=${BENCH_SECONDS:-10}
 BENCH_WARMUP=${BENCH_WARMUP:-1}
 BENCH_CONNS=${BENCH_CONNS:-50}
+BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_PROXIES=${BENCH_PROXIES:-"surety haproxy nginx"}
 BASE=${BENCH_PORT_BASE:-18100}
 SURETY_BIN=${SURETY_BENCH_BIN:-$REPO/build/surety}
@@ -140,7 +148,7 @@ start_surety() {
   "admin": { "listen": "127.0.0.1:$SURETY_ADMIN" },
   "log": { "access": "off" },
   "listeners": { "web": { "listen": "127.0.0.1:$SURETY_PORT", "routes": [ { "pool": "be" } ] } },
-  "pools": { "be": { "servers": [ "127.0.0.1:$BACKEND_PORT" ], "keepalive": 32 } }
+  "pools": { "be": { "servers": [ "127.0.0.1:$BACKEND_PORT" ] } }
 }
 EOF
     (cd "$TMP/surety" && exec taskset -c "$PROXY_CPU" "$SURETY_BIN" run -c surety.yaml \
@@ -193,7 +201,7 @@ $(nginx_temp_paths "$TMP/nginx")
     keepalive_timeout 300s;
     upstream be {
         server 127.0.0.1:$BACKEND_PORT;
-        keepalive 32;
+        keepalive 256;
         keepalive_requests 10000000;
     }
     server {
@@ -243,8 +251,8 @@ RESULTS=$TMP/results.tsv
 : >"$RESULTS"
 TICKS=$(getconf CLK_TCK)
 
-measure() { # proxy path label
-    local url="http://127.0.0.1:$PROXY_PORT$2" out="$TMP/wrk-$1-$3.txt" before after
+measure() { # proxy path label round
+    local url="http://127.0.0.1:$PROXY_PORT$2" out="$TMP/wrk-$1-$3-$4.txt" before after
     if [ "$BENCH_WARMUP" != 0 ]; then
         taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$BENCH_CONNS" -d"${BENCH_WARMUP}s" "$url" >/dev/null
     fi
@@ -252,11 +260,15 @@ measure() { # proxy path label
     taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$BENCH_CONNS" -d"${BENCH_SECONDS}s" --latency "$url" >"$out"
     after=$(cpu_ticks "$PROXY_PID")
     printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$3" "$out" "$((after - before))" "$TICKS" >>"$RESULTS"
-    echo "  $1 $3: $(grep -E 'Requests/sec' "$out" | tr -s ' ')" >&2
+    echo "  round $4: $1 $3: $(grep -E 'Requests/sec' "$out" | tr -s ' ')" >&2
 }
 
-echo "bench: ${BENCH_SECONDS}s per run, $BENCH_CONNS connections, proxy on CPU $PROXY_CPU," \
-    "backend+wrk on CPU $LOAD_CPU ($(nproc) CPUs)" >&2
+echo "bench: ${BENCH_SECONDS}s per run, $BENCH_CONNS connections, $BENCH_ROUNDS rounds," \
+    "proxy on CPU $PROXY_CPU, backend+wrk on CPU $LOAD_CPU ($(nproc) CPUs)" >&2
+# Every proxy runs for the whole benchmark (idle while another is measured),
+# so that no one of them pays for a cold start inside its measurement.
+declare -A PID_OF PORT_OF
+ready=()
 for proxy in $BENCH_PROXIES; do
     PROXY_PID=
     if ! "start_$proxy" || ! check_body "http://127.0.0.1:$PROXY_PORT/small" 2 ||
@@ -266,8 +278,22 @@ for proxy in $BENCH_PROXIES; do
         [ -z "$PROXY_PID" ] || stop_proxy
         continue
     fi
-    measure "$proxy" /small small
-    measure "$proxy" /64k 64k
+    PID_OF[$proxy]=$PROXY_PID
+    PORT_OF[$proxy]=$PROXY_PORT
+    ready+=("$proxy")
+done
+n=${#ready[@]}
+for ((round = 0; round < BENCH_ROUNDS; round++)); do
+    for ((k = 0; k < n; k++)); do
+        proxy=${ready[$(((k + round) % n))]}
+        PROXY_PID=${PID_OF[$proxy]}
+        PROXY_PORT=${PORT_OF[$proxy]}
+        measure "$proxy" /small small "$round"
+        measure "$proxy" /64k 64k "$round"
+    done
+done
+for proxy in "${ready[@]}"; do
+    PROXY_PID=${PID_OF[$proxy]}
     stop_proxy
 done
 
@@ -283,7 +309,9 @@ def ms(text):
     return float(m.group(1)) * UNIT[m.group(2)] if m else float("nan")
 
 
-rows = []
+import statistics
+
+samples = []
 for line in open(sys.argv[1]):
     proxy, size, path, ticks, hz = line.rstrip("\n").split("\t")
     r = {"proxy": proxy, "size": size, "rps": None}
@@ -303,7 +331,22 @@ for line in open(sys.argv[1]):
         if m:
             errs += sum(int(x) for x in m.groups())
         r["errors"] = errs
-    rows.append(r)
+    samples.append(r)
+
+# one row per (proxy, size): the median of its rounds; errors are summed
+rows = []
+for key in dict.fromkeys((r["proxy"], r["size"]) for r in samples):
+    group = [r for r in samples if (r["proxy"], r["size"]) == key and r["rps"]]
+    if not group:
+        rows.append({"proxy": key[0], "size": key[1], "rps": None})
+        continue
+    row = {"proxy": key[0], "size": key[1], "rounds": len(group),
+           "errors": sum(r["errors"] for r in group)}
+    for f in ("rps", "p50", "p99", "cpu_us"):
+        row[f] = statistics.median(r[f] for r in group)
+    rows.append(row)
+order = {"surety": 0, "haproxy": 1, "nginx": 2}
+rows.sort(key=lambda r: (order.get(r["proxy"], 9), r["size"] != "small"))
 
 ref = {r["size"]: r for r in rows if r["proxy"] == "haproxy" and r["rps"]}
 print()
@@ -319,6 +362,7 @@ for r in rows:
     print("%-8s %-6s %12.0f %9.3f %9.3f %12.1f %8d %9s %9s" % (
         r["proxy"], r["size"], r["rps"], r["p50"], r["p99"], r["cpu_us"], r["errors"], rr, cr))
 print()
-print("CPU us/req: proxy utime+stime per request (clock tick resolution: %s Hz)."
-      % open(sys.argv[1]).readline().split("\t")[4].strip())
+print("Medians of %d rounds. CPU us/req: proxy utime+stime per request (clock tick "
+      "resolution: %s Hz)." % (max((r.get("rounds", 0) for r in rows), default=0),
+                               open(sys.argv[1]).readline().split("\t")[4].strip()))
 EOF

@@ -110,9 +110,16 @@ ssize_t buf_read_fd(buf_t *b, int fd)
     if (buf_room(b) == 0)
         return -ENOSPC;
     ssize_t n;
+    /* recv(2) skips the file-position bookkeeping of read(2); pipes and
+     * files (ENOTSOCK) take the read(2) path. */
     do
-        n = read(fd, b->data + b->tail, buf_room(b));
+        n = recv(fd, b->data + b->tail, buf_room(b), 0);
     while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == ENOTSOCK) {
+        do
+            n = read(fd, b->data + b->tail, buf_room(b));
+        while (n < 0 && errno == EINTR);
+    }
     if (n < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     b->tail += (size_t)n;

@@ -463,7 +463,8 @@ static int send_iov(int fd, bool *writable, const char *a, size_t alen, const ch
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n};
     ssize_t w;
     do
-        w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        w = n == 1 ? send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
+                   : sendmsg(fd, &msg, MSG_NOSIGNAL);
     while (w < 0 && errno == EINTR);
     if (w < 0) {
         if (errno == EAGAIN) {
