@@ -8,10 +8,32 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+int buf_cache_init(buf_cache_t *c, size_t size, size_t max)
+{
+    c->size = size;
+    c->n = 0;
+    c->max = max;
+    c->blocks = calloc(max ? max : 1, sizeof(*c->blocks));
+    return c->blocks ? 0 : -ENOMEM;
+}
+
+void buf_cache_deinit(buf_cache_t *c)
+{
+    while (c->n)
+        free(c->blocks[--c->n]);
+    free(c->blocks);
+    c->blocks = NULL;
+}
+
 int buf_alloc(buf_t *b)
 {
     if (b->data)
         return 0;
+    if (b->cache && b->cache->n) {
+        b->data = b->cache->blocks[--b->cache->n];
+        b->head = b->tail = 0;
+        return 0;
+    }
     b->data = malloc(b->cap);
     if (!b->data)
         return -ENOMEM;
@@ -27,6 +49,10 @@ void buf_release(buf_t *b)
 
 void buf_deinit(buf_t *b)
 {
+    if (b->data && b->cache && b->cache->n < b->cache->max) {
+        b->cache->blocks[b->cache->n++] = b->data;
+        b->data = NULL;
+    }
     free(b->data);
     b->data = NULL;
     b->head = b->tail = 0;

@@ -14,11 +14,27 @@
 
 #include "core/str.h"
 
+/* A free list of storage blocks of one size, for one thread. Connections
+ * take and give back their buffers at every request (idle ones hold none),
+ * and a short list of warm blocks saves the allocator round trip and the
+ * cache misses of fresh memory. At most max blocks are kept; the rest are
+ * freed. Not thread-safe: one per worker. */
+typedef struct {
+    size_t size;
+    void **blocks;
+    size_t n, max;
+} buf_cache_t;
+
+/* 0 or -ENOMEM. Freed by buf_cache_deinit(), after every buffer using it. */
+int buf_cache_init(buf_cache_t *c, size_t size, size_t max);
+void buf_cache_deinit(buf_cache_t *c);
+
 typedef struct {
     char *data;
     size_t head; /* first unread byte */
     size_t tail; /* one past the last written byte */
     size_t cap;  /* fixed maximum */
+    buf_cache_t *cache; /* where storage comes from and goes back to; NULL: malloc */
 } buf_t;
 
 /* Sets the capacity; allocates nothing yet. */
@@ -27,6 +43,14 @@ static inline void buf_init(buf_t *b, size_t cap)
     b->data = NULL;
     b->head = b->tail = 0;
     b->cap = cap;
+    b->cache = NULL;
+}
+
+/* Same, with storage from (and back to) cache; the capacity is its size. */
+static inline void buf_init_cached(buf_t *b, buf_cache_t *cache)
+{
+    buf_init(b, cache->size);
+    b->cache = cache;
 }
 /* Allocates the storage if it is not there. 0 or -ENOMEM. */
 int buf_alloc(buf_t *b);

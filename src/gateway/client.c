@@ -58,8 +58,10 @@ void client_accept(worker_t *w, listener_t *l, int fd, const sock_addr_t *peer)
     c->peer = *peer;
     c->state = CL_HEAD;
     c->tx.route = -1;
-    buf_init(&c->in, w->client_in_cap[l->index]);
-    buf_init(&c->out, w->client_out_cap);
+    buf_init_cached(&c->in, &w->client_in[l->index]);
+    buf_init_cached(&c->out, &w->client_out);
+    sock_addr_format_ip(peer, c->peer_ip, sizeof(c->peer_ip));
+    c->peer_ip_len = (uint8_t)strlen(c->peer_ip);
     loop_timer_init(&c->timer, client_timer_cb);
     list_init(&c->link);
     if (loop_io_add(w->loop, &c->io, fd, client_io_cb) < 0) {
@@ -362,10 +364,8 @@ static int tx_start(client_t *c, http_request_t *req)
     if (r != PROGRESS || !c->up)
         return r;
 
-    char ip[SOCK_ADDR_TEXT_MAX];
-    sock_addr_format_ip(&c->peer, ip, sizeof(ip));
     head_request_ctx_t ctx = {
-        .client_ip = str_cstr(ip),
+        .client_ip = str_from(c->peer_ip, c->peer_ip_len),
         .request_id = str_from(c->tx.request_id, c->tx.request_id_len),
         .proto = STR_LIT("http"),
     };

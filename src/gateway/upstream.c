@@ -66,8 +66,8 @@ upstream_t *upstream_acquire(worker_t *w, server_t *srv, int *ret_err)
     u->srv = srv;
     u->state = UP_CONNECTING;
     list_init(&u->link);
-    buf_init(&u->in, w->up_in_cap);
-    buf_init(&u->out, w->up_out_cap);
+    buf_init_cached(&u->in, &w->up_in);
+    buf_init_cached(&u->out, &w->up_out);
     loop_timer_init(&u->timer, upstream_timer_cb);
     int r = loop_io_add(w->loop, &u->io, fd, upstream_io_cb);
     if (r < 0) {

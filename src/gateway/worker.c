@@ -13,6 +13,10 @@
 #include "gateway/worker_api.h"
 #include "gateway/worker.h"
 
+/* Warm buffer blocks kept per size and worker: enough for the connections
+ * that turn over between two loop iterations; at most a few MiB. */
+#define BUF_CACHE_MAX 64
+
 static void accept_cb(loop_t *loop, loop_io_t *io, uint32_t ev);
 
 static void listener_pause(worker_t *w, listener_t *l)
@@ -198,8 +202,8 @@ worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_lo
     w->loop = loop_new();
     w->stats = stats_new(conf);
     w->listeners = calloc(conf->nlisteners, sizeof(*w->listeners));
-    w->client_in_cap = calloc(conf->nlisteners, sizeof(*w->client_in_cap));
-    if (!w->loop || !w->stats || !w->listeners || !w->client_in_cap || setup_pools(w) < 0 ||
+    w->client_in = calloc(conf->nlisteners, sizeof(*w->client_in));
+    if (!w->loop || !w->stats || !w->listeners || !w->client_in || setup_pools(w) < 0 ||
         loop_async_init(w->loop, &w->wake, wake_cb) < 0)
         goto fail;
     w->wake_ready = true;
@@ -217,23 +221,32 @@ worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_lo
         l->limits.max_request_line = lc->max_uri;
         l->limits.max_header_bytes = lc->max_header_bytes;
         l->limits.max_headers = lc->max_headers < GW_MAX_FIELDS ? lc->max_headers : GW_MAX_FIELDS;
-        w->client_in_cap[i] =
+        size_t cap =
             conf->buffer_size > lc->max_header_bytes ? conf->buffer_size : lc->max_header_bytes;
+        if (buf_cache_init(&w->client_in[i], cap, BUF_CACHE_MAX) < 0)
+            goto fail_caches;
         if (lc->max_header_bytes > max_head)
             max_head = lc->max_header_bytes;
     }
-    w->up_in_cap = conf->buffer_size > 32768 ? conf->buffer_size : 32768;
-    w->resp_limits.max_request_line = w->up_in_cap;
-    w->resp_limits.max_header_bytes = w->up_in_cap;
+    size_t up_in_cap = conf->buffer_size > 32768 ? conf->buffer_size : 32768;
+    w->resp_limits.max_request_line = up_in_cap;
+    w->resp_limits.max_header_bytes = up_in_cap;
     w->resp_limits.max_headers = GW_RESPONSE_MAX_FIELDS;
     /* Rewritten heads grow by the forwarding fields (bounded: see head.c). */
-    w->up_out_cap = max_head + 4096;
-    w->client_out_cap = w->up_in_cap + 1024;
+    if (buf_cache_init(&w->up_in, up_in_cap, BUF_CACHE_MAX) < 0 ||
+        buf_cache_init(&w->up_out, max_head + 4096, BUF_CACHE_MAX) < 0 ||
+        buf_cache_init(&w->client_out, up_in_cap + 1024, BUF_CACHE_MAX) < 0)
+        goto fail_caches;
     access_log_writer_init(&w->alog, alog, &w->stats->access_log_dropped);
     loop_set_idle(w->loop, idle_cb, w);
     for (size_t i = 0; i < conf->nlisteners; i++)
         listener_resume(w, &w->listeners[i]);
     return w;
+fail_caches:
+    for (size_t i = 0; i < conf->nlisteners; i++)
+        w->listeners[i].io.fd = -1; /* the caller still owns them */
+    worker_free(w);
+    return NULL;
 fail:
     for (size_t i = 0; i < conf->nlisteners; i++)
         if (w->listeners)
@@ -296,7 +309,17 @@ void worker_free(worker_t *w)
     }
     free(w->pools);
     free(w->weights);
-    free(w->client_in_cap);
+    /* after every connection: their buffers went back to the caches */
+    for (size_t i = 0; w->client_in && i < w->conf->nlisteners; i++)
+        if (w->client_in[i].blocks)
+            buf_cache_deinit(&w->client_in[i]);
+    free(w->client_in);
+    if (w->client_out.blocks)
+        buf_cache_deinit(&w->client_out);
+    if (w->up_in.blocks)
+        buf_cache_deinit(&w->up_in);
+    if (w->up_out.blocks)
+        buf_cache_deinit(&w->up_out);
     free(w->listeners);
     if (w->loop)
         loop_free(w->loop);

@@ -72,10 +72,10 @@ struct worker {
     access_log_writer_t alog;
     uint64_t reqid_seed, reqid_counter;
     unsigned **weights;      /* [pool][server], for the balancer */
-    size_t *client_in_cap;   /* [listener]: max(buffer_size, limits.header_bytes) */
-    size_t client_out_cap;   /* response heads and proxy-made answers */
-    size_t up_in_cap;        /* response heads and response body */
-    size_t up_out_cap;       /* rewritten request heads */
+    buf_cache_t *client_in;  /* [listener]: max(buffer_size, limits.header_bytes) */
+    buf_cache_t client_out;  /* response heads and proxy-made answers */
+    buf_cache_t up_in;       /* response heads and response body */
+    buf_cache_t up_out;      /* rewritten request heads */
     http_limits_t resp_limits;
     http_field_t fields[GW_MAX_FIELDS]; /* scratch for the head being parsed */
 };
@@ -123,6 +123,8 @@ struct client {
     worker_t *w;
     listener_t *l;
     sock_addr_t peer;
+    char peer_ip[SOCK_ADDR_TEXT_MAX]; /* formatted once, for forwarding fields */
+    uint8_t peer_ip_len;
     enum client_state state;
     loop_ready_t ready;
     bool eof;
