@@ -27,7 +27,7 @@ cleanup() {
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
-trap 'exit 130' INT
+trap 'exit 0' INT   # Ctrl-C is how a demo ends, not a failure
 trap 'exit 143' TERM
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
