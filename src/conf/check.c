@@ -92,6 +92,117 @@ void conf_check_path(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t
                        q);
 }
 
+/* RFC 9110 tchar: what a method, a header name and a cookie name are made of. */
+static bool is_tchar(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static bool is_token(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!is_tchar(s[i]))
+            return false;
+    return len > 0;
+}
+
+void conf_check_token(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m)
+{
+    char q[CONF_QUOTE_MAX];
+    if (is_token(value, strlen(value)))
+        return;
+    conf_quote(q, sizeof(q), value, strlen(value));
+    conf_ctx_error(ctx, m, "%s: %s is not an HTTP token: use letters, digits and !#$%%&'*+-.^_`|~",
+                   path, q);
+}
+
+void conf_check_health_path(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m)
+{
+    char q[CONF_QUOTE_MAX];
+    conf_quote(q, sizeof(q), value, strlen(value));
+    if (value[0] != '/')
+        conf_ctx_error(ctx, m, "%s: must start with '/', got %s", path, q);
+    else if (strpbrk(value, " #"))
+        conf_ctx_error(ctx, m, "%s: cannot contain a space or '#', got %s", path, q);
+}
+
+/* hash: source | header:NAME | cookie:NAME, into the conf_hash_kind_t at
+ * k->off and the char * (NAME, NULL for source) at k->off2. */
+void conf_parse_hash(conf_ctx_t *ctx, const char *path, const conf_key_t *k, const conf_node_t *v,
+                     const char *s, size_t len, void *obj)
+{
+    static const struct {
+        const char *prefix;
+        conf_hash_kind_t kind;
+    } kinds[] = {{"header:", CONF_HASH_HEADER}, {"cookie:", CONF_HASH_COOKIE}};
+    conf_mark_t m = v ? v->mark : (conf_mark_t){0, 0};
+    conf_hash_kind_t *kind = (conf_hash_kind_t *)((char *)obj + k->off);
+    char **name = (char **)((char *)obj + k->off2), q[CONF_QUOTE_MAX];
+
+    assert(k->size == sizeof(*kind));
+    if (len == 6 && memcmp(s, "source", 6) == 0) {
+        *kind = CONF_HASH_SOURCE;
+        *name = NULL;
+        return;
+    }
+    conf_quote(q, sizeof(q), s, len);
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        size_t pl = strlen(kinds[i].prefix);
+        if (len < pl || memcmp(s, kinds[i].prefix, pl) != 0)
+            continue;
+        if (!is_token(s + pl, len - pl) || len - pl > NAME_MAX_LEN) {
+            conf_ctx_error(ctx, m, "%s: the name in %s must be 1 to %d letters, digits or "
+                           "!#$%%&'*+-.^_`|~", path, q, NAME_MAX_LEN);
+            return;
+        }
+        if (!(*name = conf_arena_strndup(ctx->arena, s + pl, len - pl))) {
+            conf_ctx_nomem(ctx);
+            return;
+        }
+        *kind = kinds[i].kind;
+        return;
+    }
+    conf_ctx_error(ctx, m, "%s: expected %s, got %s", path, k->expect, q);
+}
+
+/* A status code, or "LOW-HIGH", into the unsigned at k->off and k->off2;
+ * each within k->min..k->max. */
+void conf_parse_status_range(conf_ctx_t *ctx, const char *path, const conf_key_t *k,
+                             const conf_node_t *v, const char *s, size_t len, void *obj)
+{
+    conf_mark_t m = v ? v->mark : (conf_mark_t){0, 0};
+    const char *dash = memchr(s, '-', len);
+    size_t lolen = dash ? (size_t)(dash - s) : len;
+    int64_t lo = 0, hi = 0, min = 0, max = INT64_MAX;
+    char q[CONF_QUOTE_MAX];
+
+    conf_quote(q, sizeof(q), s, len);
+    conf_int_parse(k->min, strlen(k->min), &min);
+    conf_int_parse(k->max, strlen(k->max), &max);
+    /* A dash needs digits on both sides: "-5" is neither a code nor a range. */
+    int rlo = lolen ? conf_int_parse(s, lolen, &lo) : -EINVAL;
+    int rhi = dash ? conf_int_parse(dash + 1, len - lolen - 1, &hi) : rlo;
+    if (!dash)
+        hi = lo;
+    if (rlo == -EINVAL || rhi == -EINVAL || (dash && dash + 1 < s + len && dash[1] == '-')) {
+        conf_ctx_error(ctx, m, "%s: expected %s, got %s", path, k->expect, q);
+        return;
+    }
+    if (rlo < 0 || rhi < 0 || lo < min || lo > max || hi < min || hi > max) {
+        conf_ctx_error(ctx, m, "%s: status codes must be between %s and %s, got %s", path, k->min,
+                       k->max, q);
+        return;
+    }
+    if (lo > hi) {
+        conf_ctx_error(ctx, m, "%s: the range %s is empty: its first code is above its last",
+                       path, q);
+        return;
+    }
+    *(unsigned *)((char *)obj + k->off) = (unsigned)lo;
+    *(unsigned *)((char *)obj + k->off2) = (unsigned)hi;
+}
+
 /* "32k" rather than "32768" when it is exact, as the file would say it. */
 static void size_format(size_t v, char *out, size_t n)
 {
@@ -101,6 +212,22 @@ static void size_format(size_t v, char *out, size_t n)
         snprintf(out, n, "%zuk", v >> 10);
     else
         snprintf(out, n, "%zu", v);
+}
+
+/* "2s" rather than "2000ms" when it is exact. */
+static void duration_format(uint64_t ms, char *out, size_t n)
+{
+    static const struct {
+        uint64_t ms;
+        const char *unit;
+    } units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
+    for (size_t i = 0; ms && i < sizeof(units) / sizeof(units[0]); i++) {
+        if (ms % units[i].ms == 0) {
+            snprintf(out, n, "%llu%s", (unsigned long long)(ms / units[i].ms), units[i].unit);
+            return;
+        }
+    }
+    snprintf(out, n, "%llu%s", (unsigned long long)ms, ms ? "ms" : "");
 }
 
 void conf_finish_root(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where)
@@ -254,6 +381,53 @@ static void server_dup(size_t first, size_t j, void *arg)
                    d->path, j, b->address, ma.line, ma.col);
 }
 
+/* Two durations of one object where the first must be below (strict) or
+ * at most the second: reported at whichever was written, the first if
+ * both. */
+static void check_order(conf_ctx_t *ctx, const char *path, conf_mark_t where, const uint64_t *a,
+                        const char *aname, const uint64_t *b, const char *bname, bool strict)
+{
+    char as[32], bs[32];
+    conf_mark_t m;
+    if (strict ? *a < *b : *a <= *b)
+        return;
+    if (!conf_ctx_mark_find(ctx, a, CONF_MARK_VALUE, &m))
+        m = mark_or(ctx, b, where);
+    duration_format(*a, as, sizeof(as));
+    duration_format(*b, bs, sizeof(bs));
+    conf_ctx_error(ctx, m, "%s: %s (%s) must be %s %s (%s)", path, aname, as,
+                   strict ? "less than" : "at most", bname, bs);
+}
+
+/* Rules between the availability keys of one pool. backup is resolved
+ * later (conf_check_all): here only whether it was written matters. */
+static void finish_pool_availability(conf_ctx_t *ctx, const char *path, conf_pool_t *p,
+                                     conf_mark_t where)
+{
+    conf_mark_t m;
+    bool hash_written = conf_ctx_mark_find(ctx, &p->hash, CONF_MARK_VALUE, &m);
+
+    if (p->balance == CONF_BALANCE_HASH && !hash_written)
+        conf_ctx_error(ctx, mark_or(ctx, &p->balance, where),
+                       "%s: balance: hash needs a hash key (hash: source, header:NAME or "
+                       "cookie:NAME)",
+                       path);
+    else if (p->balance != CONF_BALANCE_HASH && hash_written)
+        conf_ctx_error(ctx, m, "%s: hash is only used with balance: hash", path);
+    if (conf_ctx_mark_find(ctx, &p->failover_min_healthy, CONF_MARK_MAP, &m) &&
+        !conf_ctx_mark_find(ctx, &p->backup, CONF_MARK_VALUE, &(conf_mark_t){0, 0}))
+        conf_ctx_error(ctx, m, "%s: failover needs a backup pool", path);
+    if (p->nservers && p->failover_min_healthy > p->nservers)
+        conf_ctx_error(ctx, mark_or(ctx, &p->failover_min_healthy, where),
+                       "%s: failover.min_healthy (%u) must be at most the number of servers of "
+                       "the pool (%zu)",
+                       path, p->failover_min_healthy, p->nservers);
+    check_order(ctx, path, where, &p->health.timeout_ms, "health.timeout", &p->health.interval_ms,
+                "health.interval", true);
+    check_order(ctx, path, where, &p->outlier.ejection_ms, "outlier.ejection",
+                &p->outlier.max_ejection_ms, "outlier.max_ejection", false);
+}
+
 void conf_finish_pool(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where)
 {
     conf_pool_t *p = obj;
@@ -262,6 +436,7 @@ void conf_finish_pool(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t 
      * reloads, so the same address twice in a pool would share it. */
     if (conf_find_duplicates(p->nservers, server_cmp, p, server_dup, &d) < 0)
         conf_ctx_nomem(ctx);
+    finish_pool_availability(ctx, path, p, where);
 }
 
 /* The elements of a top-level NAMED key sorted by name, so each reference
@@ -405,8 +580,71 @@ static void check_addresses(conf_ctx_t *ctx)
     }
 }
 
+/* Reports the cycle of backups through pool j once, at the backup key of
+ * its first pool in the file, listing it from there. */
+static void backup_cycle(conf_ctx_t *ctx, size_t j)
+{
+    const conf_t *c = ctx->conf;
+    char list[1024], q[CONF_QUOTE_MAX];
+    size_t first = j, n = 0, o = 0;
+
+    for (size_t i = c->pools[j].backup; i != j; i = c->pools[i].backup)
+        first = i < first ? i : first;
+    list[0] = 0;
+    size_t i = first;
+    do {
+        conf_quote(q, sizeof(q), c->pools[i].name, strlen(c->pools[i].name));
+        q[strlen(q) - 1] = 0; /* unquoted, as in the file */
+        if (n++ < LIST_NAMES_MAX && o < sizeof(list))
+            o += (size_t)snprintf(list + o, sizeof(list) - o, "%s -> ", q + 1);
+        else if (n == LIST_NAMES_MAX + 1 && o < sizeof(list))
+            o += (size_t)snprintf(list + o, sizeof(list) - o, "... -> ");
+        i = c->pools[i].backup;
+    } while (i != first);
+    conf_quote(q, sizeof(q), c->pools[first].name, strlen(c->pools[first].name));
+    q[strlen(q) - 1] = 0;
+    if (o < sizeof(list))
+        snprintf(list + o, sizeof(list) - o, "%s", q + 1);
+    conf_ctx_error(ctx, mark_or(ctx, &c->pools[first].backup, (conf_mark_t){1, 1}),
+                   "backup pools form a cycle: %s", list);
+}
+
+/* A backup pool is where a pool fails over to; it may have its own
+ * backup (a chain), but a chain must end: a pool that is its own backup,
+ * or a loop, would fail over forever. Each pool has at most one backup,
+ * so following them from every pool finds each loop in O(pools). */
+static void check_backups(conf_ctx_t *ctx)
+{
+    const conf_t *c = ctx->conf;
+    char q[CONF_QUOTE_MAX];
+    unsigned char *state = calloc(c->npools ? c->npools : 1, 1); /* 0 new, 1 on path, 2 done */
+
+    if (!state) {
+        conf_ctx_nomem(ctx);
+        return;
+    }
+    for (size_t s = 0; s < c->npools; s++) {
+        if (c->pools[s].backup == s)
+            conf_ctx_error(ctx, mark_or(ctx, &c->pools[s].backup, (conf_mark_t){1, 1}),
+                           "pool %s names itself as its backup", QNAME(q, c->pools[s].name));
+    }
+    for (size_t s = 0; s < c->npools; s++) {
+        size_t i = s;
+        while (i < c->npools && state[i] == 0 && c->pools[i].backup != i) {
+            state[i] = 1;
+            i = c->pools[i].backup;
+        }
+        if (i < c->npools && state[i] == 1)
+            backup_cycle(ctx, i);
+        for (i = s; i < c->npools && state[i] == 1; i = c->pools[i].backup)
+            state[i] = 2;
+    }
+    free(state);
+}
+
 void conf_check_all(conf_ctx_t *ctx)
 {
     check_refs(ctx);
+    check_backups(ctx);
     check_addresses(ctx);
 }

@@ -32,7 +32,7 @@ void conf_ctx_nomem(conf_ctx_t *ctx)
  * stay as the contract says, and the checks that run after the walk (names
  * that point elsewhere, addresses used twice) look the position up by the
  * address of the value they object to. */
-void conf_ctx_mark(conf_ctx_t *ctx, const void *field, bool elem, conf_mark_t m)
+void conf_ctx_mark(conf_ctx_t *ctx, const void *field, int kind, conf_mark_t m)
 {
     if (ctx->nmarks == ctx->capmarks) {
         size_t cap = ctx->capmarks ? ctx->capmarks * 2 : 256;
@@ -44,7 +44,7 @@ void conf_ctx_mark(conf_ctx_t *ctx, const void *field, bool elem, conf_mark_t m)
         ctx->marks = v;
         ctx->capmarks = cap;
     }
-    ctx->marks[ctx->nmarks++] = (conf_markrec_t){field, elem, m};
+    ctx->marks[ctx->nmarks++] = (conf_markrec_t){field, kind, m};
     ctx->marks_sorted = false;
 }
 
@@ -54,16 +54,16 @@ static int markrec_cmp(const void *a, const void *b)
     uintptr_t fx = (uintptr_t)x->field, fy = (uintptr_t)y->field;
     if (fx != fy)
         return fx < fy ? -1 : 1;
-    return (int)x->elem - (int)y->elem;
+    return x->kind - y->kind;
 }
 
-bool conf_ctx_mark_find(conf_ctx_t *ctx, const void *field, bool elem, conf_mark_t *ret)
+bool conf_ctx_mark_find(conf_ctx_t *ctx, const void *field, int kind, conf_mark_t *ret)
 {
     if (!ctx->marks_sorted && ctx->nmarks) {
         qsort(ctx->marks, ctx->nmarks, sizeof(*ctx->marks), markrec_cmp);
         ctx->marks_sorted = true;
     }
-    conf_markrec_t key = {field, elem, {0, 0}};
+    conf_markrec_t key = {field, kind, {0, 0}};
     const conf_markrec_t *r =
         ctx->nmarks ? bsearch(&key, ctx->marks, ctx->nmarks, sizeof(key), markrec_cmp) : NULL;
     if (!r)

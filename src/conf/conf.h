@@ -31,7 +31,64 @@
 
 typedef enum {
     CONF_BALANCE_ROUND_ROBIN, /* smooth weighted round-robin */
+    CONF_BALANCE_LEAST_CONN,  /* weighted least in-flight requests */
+    CONF_BALANCE_P2C_EWMA,    /* power of two choices over peak-EWMA latency x in-flight */
+    CONF_BALANCE_HASH,        /* consistent hashing with bounded load */
 } conf_balance_t;
+
+typedef enum {
+    CONF_HASH_SOURCE, /* the client's address */
+    CONF_HASH_HEADER, /* a request header's value (hash: header:NAME) */
+    CONF_HASH_COOKIE, /* a cookie's value (hash: cookie:NAME) */
+} conf_hash_kind_t;
+
+typedef enum {
+    CONF_HEALTH_NONE, /* no active checks: servers are up unless ejected */
+    CONF_HEALTH_HTTP,
+    CONF_HEALTH_TCP,
+} conf_health_type_t;
+
+/* pools.<name>.health: active checks, run by the control thread. */
+typedef struct {
+    conf_health_type_t type; /* health.type: http | tcp; the key absent: NONE */
+    char *method;            /* health.method, default "GET" */
+    char *path;              /* health.path, default "/" */
+    char *host;              /* health.host: Host header; NULL: the server's address */
+    unsigned expect_min;     /* health.expect: 200 or a range "200-399"; default 200-399 */
+    unsigned expect_max;
+    char *body;              /* health.body: substring the response body must hold; NULL */
+    uint64_t interval_ms;    /* health.interval, default 2s */
+    uint64_t timeout_ms;     /* health.timeout, default 1s */
+    unsigned rise;           /* health.rise, default 2 */
+    unsigned fall;           /* health.fall, default 3 */
+} conf_health_t;
+
+/* pools.<name>.outlier: passive ejection by the workers. */
+typedef struct {
+    unsigned consecutive_errors; /* default 5; 0 disables */
+    uint64_t ejection_ms;        /* base ejection time, default 30s (x times ejected) */
+    uint64_t max_ejection_ms;    /* cap on ejection_ms x n, default 5m */
+    uint32_t max_ejected_ppm;    /* max_ejected: share of the pool, default 50% (500000) */
+} conf_outlier_t;
+
+/* pools.<name>.retry */
+enum {
+    CONF_RETRY_CONNECT = 1u << 0, /* connect refused or timed out */
+    CONF_RETRY_RESET = 1u << 1,   /* connection reset/closed before any response byte */
+    CONF_RETRY_TIMEOUT = 1u << 2, /* response timeout before any response byte */
+    CONF_RETRY_500 = 1u << 3,
+    CONF_RETRY_502 = 1u << 4,
+    CONF_RETRY_503 = 1u << 5,
+    CONF_RETRY_504 = 1u << 6,
+};
+typedef struct {
+    unsigned attempts;    /* retry.attempts: retries after the first try, default 2; 0 off */
+    uint32_t budget_ppm;  /* retry.budget: retries in flight vs active requests, 20% */
+    unsigned budget_min;  /* retry.budget_min: retries always allowed in flight, 3 */
+    unsigned on;          /* retry.on: CONF_RETRY_* bits, default connect|reset|502|503|504 */
+    bool non_idempotent;  /* retry.non_idempotent: also POST/PATCH..., default false */
+    size_t body;          /* retry.body: largest request body kept for replay, 64k */
+} conf_retry_t;
 
 typedef enum {
     CONF_CLIENT_IP_TRUNCATE, /* /24 for IPv4, /48 for IPv6 (default) */
@@ -54,6 +111,15 @@ typedef struct {
     uint64_t response_timeout_ms;  /* timeouts.response: request sent -> response head, 30s */
     uint64_t keepalive_timeout_ms; /* timeouts.keepalive: idle upstream connection, 60s */
     unsigned keepalive_max;        /* keepalive: idle connections kept per server per worker, 256 */
+    conf_hash_kind_t hash;         /* hash: source | header:NAME | cookie:NAME (balance: hash) */
+    char *hash_name;               /* NAME of header:/cookie:; NULL for source */
+    uint64_t slow_start_ms;        /* slow_start: weight ramp after a server comes back, 0 off */
+    size_t backup;                 /* backup: index of the DR pool; SIZE_MAX when none */
+    unsigned failover_min_healthy; /* failover.min_healthy, default 1 */
+    uint64_t failback_after_ms;    /* failover.failback_after, default 30s */
+    conf_health_t health;
+    conf_outlier_t outlier;
+    conf_retry_t retry;
 } conf_pool_t;
 
 typedef struct {

@@ -132,7 +132,10 @@ typedef enum {
     CONF_T_PERCENT,
     CONF_T_RATE,
     CONF_T_ADDRESS, /* text at off, sock_addr_t at off2 */
-    CONF_T_REF,     /* the name of an element of a top-level NAMED key: an index */
+    CONF_T_REF,     /* the name of an element of a top-level NAMED key: an index;
+                     * absent (and not required): SIZE_MAX */
+    CONF_T_FLAGS,   /* a list of distinct values of k->values: bit i for values[i] */
+    CONF_T_CUSTOM,  /* a scalar with its own syntax: k->parse stores it */
     CONF_T_LATER,   /* a key DESIGN.md plans but this version does not have */
     CONF_T_COUNT_,
 } conf_type_t;
@@ -151,6 +154,11 @@ typedef struct conf_key conf_key_t;
  * (it is arena memory): lower-casing a host, say. path names the key for
  * messages. */
 typedef void (*conf_check_cb)(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m);
+/* Parses and stores the scalar s[0..len) of a CUSTOM key into obj (the
+ * object holding k's fields at k->off and k->off2), reporting what does
+ * not fit at m. v is NULL when s is the table's default. */
+typedef void (*conf_parse_cb)(conf_ctx_t *ctx, const char *path, const conf_key_t *k,
+                              const conf_node_t *v, const char *s, size_t len, void *obj);
 /* Runs on an object once its keys (and defaults) are in: rules between its
  * own keys. where is the object's position (its name, or its list item). */
 typedef void (*conf_finish_cb)(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where);
@@ -162,19 +170,24 @@ struct conf_key {
     const char *def; /* default, written as in YAML and parsed like a value */
     const char *min; /* limits, written as in YAML; for NAMED/LIST: entries */
     const char *max;
-    size_t off;                /* the field; NAMED/LIST: the array pointer */
+    size_t off;                /* the field; NAMED/LIST: the array pointer; MAP: a field
+                                * of the object that marks where the map was written */
     size_t size;               /* sizeof the field (numbers are stored by width) */
     size_t off2;               /* ADDRESS: its sock_addr_t; NAMED/LIST: the count (size_t) */
     size_t elem_size;          /* NAMED/LIST: sizeof one element */
     size_t name_off;           /* NAMED: the element's char *name (LIST: its INDEX_NAME key) */
     const conf_key_t *sub;     /* MAP/NAMED/LIST: keys of the object, ends with {0} */
-    const char *const *values; /* ENUM: accepted values; the index is stored */
+    const char *const *values; /* ENUM: accepted values; the index is stored; FLAGS: too */
+    unsigned enum_base;        /* ENUM: stored value is the index plus this */
     const char *const *later;  /* ENUM: values planned but not supported yet */
     const char *noun;          /* NAMED/LIST: what one element is ("listener") */
     const char *ref;           /* REF: the top-level NAMED key it names */
     const char *shorthand;     /* LIST: the key a scalar item stands for */
     conf_check_cb check;       /* STRING, NAMED names */
     conf_finish_cb finish;     /* MAP/NAMED/LIST: per object */
+    conf_parse_cb parse;       /* CUSTOM */
+    const char *doc_type;      /* CUSTOM: the type as the docs name it */
+    const char *expect;        /* CUSTOM: "an HTTP status like 200 or a range like 200-399" */
     const char *doc_example;   /* docs: a value to show for keys without a default */
     const char *help;
 };
@@ -192,9 +205,17 @@ extern const conf_type_info_t conf_type_info[CONF_T_COUNT_];
 const conf_key_t *conf_key_find(const conf_key_t *keys, const char *name, size_t len);
 
 /* ---- the load context (conf.c, walk.c, check.c). */
+/* What a mark is about: a value, an element (which shares its address with
+ * its first field), or a MAP key (at the field its table row names). */
+enum {
+    CONF_MARK_VALUE = 0,
+    CONF_MARK_ELEM = 1,
+    CONF_MARK_MAP = 2,
+};
+
 typedef struct {
     const void *field; /* address of a stored value or of an element */
-    bool elem;         /* an element shares its address with its first field */
+    int kind;          /* CONF_MARK_* */
     conf_mark_t mark;
 } conf_markrec_t;
 
@@ -231,12 +252,14 @@ struct conf_ctx {
 void conf_ctx_error(conf_ctx_t *ctx, conf_mark_t m, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void conf_ctx_nomem(conf_ctx_t *ctx);
-/* Remembers that the value at field (or, with elem, the array element at
- * that address) came from m, for checks that run later. */
-void conf_ctx_mark(conf_ctx_t *ctx, const void *field, bool elem, conf_mark_t m);
-/* Where the value at field (or the element) was written: true and *ret,
- * or false when it is a default. */
-bool conf_ctx_mark_find(conf_ctx_t *ctx, const void *field, bool elem, conf_mark_t *ret);
+/* Remembers that the value at field (kind CONF_MARK_VALUE; false), the
+ * array element at that address (CONF_MARK_ELEM; true) or the map key
+ * whose row names that field (CONF_MARK_MAP) came from m, for checks that
+ * run later. */
+void conf_ctx_mark(conf_ctx_t *ctx, const void *field, int kind, conf_mark_t m);
+/* Where the value at field (or the element, or the map) was written: true
+ * and *ret, or false when it is a default. */
+bool conf_ctx_mark_find(conf_ctx_t *ctx, const void *field, int kind, conf_mark_t *ret);
 
 /* walk.c: applies conf_root to root (NULL: an empty document). */
 void conf_walk(conf_ctx_t *ctx, const conf_node_t *root);
@@ -245,10 +268,17 @@ void conf_walk(conf_ctx_t *ctx, const conf_node_t *root);
 void conf_check_name(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m);
 void conf_check_host(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m);
 void conf_check_path(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m);
+void conf_check_token(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m);
+void conf_check_health_path(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m);
+void conf_parse_hash(conf_ctx_t *ctx, const char *path, const conf_key_t *k, const conf_node_t *v,
+                     const char *s, size_t len, void *obj);
+void conf_parse_status_range(conf_ctx_t *ctx, const char *path, const conf_key_t *k,
+                             const conf_node_t *v, const char *s, size_t len, void *obj);
 void conf_finish_root(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where);
 void conf_finish_listener(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where);
 void conf_finish_pool(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where);
-/* Dangling names, and addresses used twice. Runs after conf_walk. */
+/* Dangling names, backup pools that loop, and addresses used twice. Runs
+ * after conf_walk. */
 void conf_check_all(conf_ctx_t *ctx);
 /* Calls dup(first, j, dup_arg) for every element j of [0, n) that cmp
  * finds equal to an earlier one (first: the earliest of them), in

@@ -30,14 +30,41 @@ const char conf_doc_example[] =
     "      - { pool: site }                # no host or path: everything else\n"
     "pools:\n"
     "  site:\n"
-    "    balance: round-robin\n"
+    "    balance: round-robin            # round-robin | least-conn | p2c-ewma | hash\n"
     "    servers:\n"
     "      - 127.0.0.1:9001\n"
     "      - { address: 127.0.0.1:9002, weight: 3 }\n"
+    "    slow_start: 0\n"
     "    timeouts: { connect: 3s, response: 30s, keepalive: 60s }\n"
     "    keepalive: 256\n"
+    "    backup: site-dr                 # disaster-recovery pool\n"
+    "    failover: { min_healthy: 1, failback_after: 30s }\n"
+    "    health:\n"
+    "      type: http                    # http | tcp\n"
+    "      method: GET\n"
+    "      path: /healthz\n"
+    "      host: www.example.com\n"
+    "      expect: 200-399               # or one code: 200\n"
+    "      body: ok\n"
+    "      interval: 2s\n"
+    "      timeout: 1s\n"
+    "      rise: 2\n"
+    "      fall: 3\n"
+    "    outlier: { consecutive_errors: 5, ejection: 30s, max_ejection: 5m, max_ejected: 50% }\n"
+    "    retry:\n"
+    "      attempts: 2\n"
+    "      budget: 20%\n"
+    "      budget_min: 3\n"
+    "      on: [ connect, reset, 502, 503, 504 ]\n"
+    "      non_idempotent: false\n"
+    "      body: 64k\n"
     "  api:\n"
-    "    servers: [ \"[::1]:9101\" ]\n";
+    "    balance: hash\n"
+    "    hash: header:X-User             # source | header:NAME | cookie:NAME\n"
+    "    servers: [ \"[::1]:9101\" ]\n"
+    "    health: { type: tcp }\n"
+    "  site-dr:\n"
+    "    servers: [ 127.0.0.1:9201 ]\n";
 
 /* A file with two mistakes, and what `surety check` says about it. */
 const char conf_doc_bad_example[] = "listeners:\n"
@@ -120,6 +147,14 @@ static void type_put(FILE *out, const conf_key_t *k)
                 fprintf(out, "%s `%s`", i ? "," : "", k->later[i]);
             fprintf(out, ")");
         }
+        break;
+    case CONF_T_FLAGS:
+        fprintf(out, "list, each one of");
+        for (size_t i = 0; k->values[i]; i++)
+            fprintf(out, "%s `%s`", i ? "," : "", k->values[i]);
+        break;
+    case CONF_T_CUSTOM:
+        fprintf(out, "%s", k->doc_type);
         break;
     case CONF_T_NAMED:
         fprintf(out, "map of name to %s", k->noun);

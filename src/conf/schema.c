@@ -33,6 +33,8 @@ const conf_type_info_t conf_type_info[CONF_T_COUNT_] = {
     [CONF_T_RATE] = {"rate", "a rate like 100/s or 6000/m"},
     [CONF_T_ADDRESS] = {"address", "an address like 127.0.0.1:8080, [::1]:8080 or :8080"},
     [CONF_T_REF] = {"name", "a name"},
+    [CONF_T_FLAGS] = {"list", "a list"},
+    [CONF_T_CUSTOM] = {"", ""}, /* each CUSTOM key says: doc_type, expect */
     [CONF_T_LATER] = {"not supported yet", "nothing"},
 };
 
@@ -40,8 +42,13 @@ const conf_type_info_t conf_type_info[CONF_T_COUNT_] = {
  * clang-format would put every field on a line of its own. */
 /* clang-format off */
 static const char *const client_ip_values[] = {"truncate", "hash", "full", NULL};
-static const char *const balance_values[] = {"round-robin", NULL};
-static const char *const balance_later[] = {"least-conn", "p2c-ewma", "hash", NULL};
+/* In the order of conf_balance_t, conf_health_type_t (from 1) and the
+ * CONF_RETRY_* bits: the index is what is stored. */
+static const char *const balance_values[] = {"round-robin", "least-conn", "p2c-ewma", "hash",
+                                             NULL};
+static const char *const health_type_values[] = {"http", "tcp", NULL};
+static const char *const retry_on_values[] = {"connect", "reset", "timeout", "500", "502", "503",
+                                              "504", NULL};
 
 static const conf_key_t admin_keys[] = {
     {.name = "listen", .type = CONF_T_ADDRESS, .flags = CONF_F_OFF, .def = "127.0.0.1:9090",
@@ -162,27 +169,160 @@ static const conf_key_t pool_timeout_keys[] = {
     {0},
 };
 
+static const conf_key_t failover_keys[] = {
+    {.name = "min_healthy", .type = CONF_T_INT, .def = "1", .min = "1", .max = "1000",
+     FIELD(conf_pool_t, failover_min_healthy),
+     .help = "The pool fails over to its `backup` when fewer of its servers than this are "
+             "healthy (up by the health checks and not ejected). At most the number of servers "
+             "of the pool."},
+    {.name = "failback_after", .type = CONF_T_DURATION, .def = "30s", .min = "0", .max = "1d",
+     FIELD(conf_pool_t, failback_after_ms),
+     .help = "After a failover, how long the pool must again have `min_healthy` healthy "
+             "servers before requests come back to it, so a flapping server does not bounce "
+             "traffic between the pools."},
+    {0},
+};
+
+static const conf_key_t health_keys[] = {
+    {.name = "type", .type = CONF_T_ENUM, .flags = CONF_F_REQUIRED, .values = health_type_values,
+     .enum_base = CONF_HEALTH_HTTP, FIELD(conf_pool_t, health.type), .doc_example = "http",
+     .help = "What a check is: `http` sends a request and checks the response, `tcp` only "
+             "opens a connection. Required when `health` is present; without `health`, no "
+             "active checks run and servers are up unless `outlier` ejects them."},
+    {.name = "method", .type = CONF_T_STRING, .def = "GET", FIELD(conf_pool_t, health.method),
+     .check = conf_check_token, .help = "Method of the check request (`http`)."},
+    {.name = "path", .type = CONF_T_STRING, .def = "/", FIELD(conf_pool_t, health.path),
+     .check = conf_check_health_path,
+     .help = "Path (and query) of the check request (`http`); it must start with `/`."},
+    {.name = "host", .type = CONF_T_STRING, FIELD(conf_pool_t, health.host),
+     .doc_example = "www.example.com",
+     .help = "Host header of the check request (`http`); without it, the server's address."},
+    {.name = "expect", .type = CONF_T_CUSTOM, .def = "200-399", .min = "100", .max = "599",
+     .off = offsetof(conf_pool_t, health.expect_min), .size = sizeof(unsigned),
+     .off2 = offsetof(conf_pool_t, health.expect_max), .parse = conf_parse_status_range,
+     .doc_type = "status code or range",
+     .expect = "a status code like 200 or a range like 200-399",
+     .help = "The response status that passes (`http`): one code (`200`) or a range "
+             "(`200-399`), of codes from 100 to 599."},
+    {.name = "body", .type = CONF_T_STRING, FIELD(conf_pool_t, health.body), .doc_example = "ok",
+     .help = "Text the response body must contain to pass (`http`); without it, the body is "
+             "not read."},
+    {.name = "interval", .type = CONF_T_DURATION, .def = "2s", .min = "100ms", .max = "1h",
+     FIELD(conf_pool_t, health.interval_ms),
+     .help = "Time between two checks of a server."},
+    {.name = "timeout", .type = CONF_T_DURATION, .def = "1s", .min = "1ms", .max = "1h",
+     FIELD(conf_pool_t, health.timeout_ms),
+     .help = "Longest a check may take (connecting, and for `http` the whole response) before "
+             "it fails. Must be less than `interval`."},
+    {.name = "rise", .type = CONF_T_INT, .def = "2", .min = "1", .max = "100",
+     FIELD(conf_pool_t, health.rise),
+     .help = "Checks in a row that must pass for a down server to be up again."},
+    {.name = "fall", .type = CONF_T_INT, .def = "3", .min = "1", .max = "100",
+     FIELD(conf_pool_t, health.fall),
+     .help = "Checks in a row that must fail for an up server to be down."},
+    {0},
+};
+
+static const conf_key_t outlier_keys[] = {
+    {.name = "consecutive_errors", .type = CONF_T_INT, .def = "5", .min = "0", .max = "1000",
+     FIELD(conf_pool_t, outlier.consecutive_errors),
+     .help = "Errors in a row (a failed connection, a reset, a timeout, a 5xx from the server) "
+             "after which a server is ejected: taken out of the pool for a while. 0 never "
+             "ejects."},
+    {.name = "ejection", .type = CONF_T_DURATION, .def = "30s", .min = "1s", .max = "1d",
+     FIELD(conf_pool_t, outlier.ejection_ms),
+     .help = "How long an ejection lasts, times the number of times the server was ejected "
+             "in a row."},
+    {.name = "max_ejection", .type = CONF_T_DURATION, .def = "5m", .min = "1s", .max = "1d",
+     FIELD(conf_pool_t, outlier.max_ejection_ms),
+     .help = "Longest ejection, however often the server was ejected. At least `ejection`."},
+    {.name = "max_ejected", .type = CONF_T_PERCENT, .def = "50%",
+     FIELD(conf_pool_t, outlier.max_ejected_ppm),
+     .help = "Largest share of the pool's servers ejected at once (at least one server may "
+             "always be ejected), so a problem on Surety's side cannot empty the pool."},
+    {0},
+};
+
+static const conf_key_t retry_keys[] = {
+    {.name = "attempts", .type = CONF_T_INT, .def = "2", .min = "0", .max = "10",
+     FIELD(conf_pool_t, retry.attempts),
+     .help = "Retries after the first try, each on another server when there is one; 0 never "
+             "retries."},
+    {.name = "budget", .type = CONF_T_PERCENT, .def = "20%", FIELD(conf_pool_t, retry.budget_ppm),
+     .help = "Retries in flight, as a share of the pool's requests in flight: past it, a "
+             "request is not retried, so retries cannot multiply the load on a struggling "
+             "pool."},
+    {.name = "budget_min", .type = CONF_T_INT, .def = "3", .min = "0", .max = "1000",
+     FIELD(conf_pool_t, retry.budget_min),
+     .help = "Retries in flight always allowed, whatever `budget` says (for quiet pools)."},
+    {.name = "on", .type = CONF_T_FLAGS, .def = "[connect, reset, 502, 503, 504]",
+     .values = retry_on_values, FIELD(conf_pool_t, retry.on),
+     .help = "What is retried, each at most once in the list: `connect` (the connection "
+             "failed), `reset` (closed before any response byte), `timeout` (no response "
+             "within `timeouts.response`), or a response status `500`, `502`, `503`, `504`. "
+             "Nothing is retried once a byte of the response has gone to the client."},
+    {.name = "non_idempotent", .type = CONF_T_BOOL, .def = "false",
+     FIELD(conf_pool_t, retry.non_idempotent),
+     .help = "Also retry requests whose method is not idempotent (POST, PATCH...), which the "
+             "server may have acted on already. `connect` failures are retried anyway: the "
+             "request never reached a server."},
+    {.name = "body", .type = CONF_T_SIZE, .def = "64k", .min = "0", .max = "1m",
+     FIELD(conf_pool_t, retry.body),
+     .help = "Largest request body kept to be sent again; a request with a larger body is "
+             "not retried (but for `connect`)."},
+    {0},
+};
+
 static const conf_key_t pool_keys[] = {
     {.name = "balance", .type = CONF_T_ENUM, .def = "round-robin", .values = balance_values,
-     .later = balance_later, FIELD(conf_pool_t, balance),
+     FIELD(conf_pool_t, balance),
      .help = "How requests are spread over the servers: `round-robin` is smooth weighted "
-             "round-robin (weights are respected at every scale, without bursts)."},
+             "round-robin (weights are respected at every scale, without bursts); `least-conn` "
+             "picks the server with the fewest requests in flight for its weight; `p2c-ewma` "
+             "picks the better of two random servers by recent latency times requests in "
+             "flight; `hash` sends requests with the same `hash` key to the same server "
+             "(consistent hashing with bounded load)."},
+    {.name = "hash", .type = CONF_T_CUSTOM, FIELD(conf_pool_t, hash),
+     .off2 = offsetof(conf_pool_t, hash_name), .parse = conf_parse_hash,
+     .doc_type = "`source`, `header:NAME` or `cookie:NAME`",
+     .expect = "source, header:NAME or cookie:NAME", .doc_example = "header:X-User",
+     .help = "The key of `balance: hash`, required with it and refused without it: the "
+             "client's address (`source`), a request header's value (`header:NAME`) or a "
+             "cookie's value (`cookie:NAME`); NAME is 1 to 64 letters, digits or "
+             "``!#$%&'*+-.^_`|~``. A request without the header or cookie is balanced by its "
+             "client's address."},
     {.name = "servers", .type = CONF_T_LIST, .flags = CONF_F_REQUIRED, .min = "1", .max = "1000",
      .sub = server_keys, .noun = "server", .shorthand = "address",
      ARRAY(conf_pool_t, servers, nservers, conf_server_t),
      .help = "The servers of the pool: each an address, or a map with `address` and `weight`."},
+    {.name = "slow_start", .type = CONF_T_DURATION, .def = "0", .min = "0", .max = "1h",
+     FIELD(conf_pool_t, slow_start_ms),
+     .help = "When a server comes back (up again, or no longer ejected), its weight grows "
+             "from almost nothing to its full value over this time, so a cold server is not "
+             "flooded; 0 gives it its full weight at once."},
     {.name = "timeouts", .type = CONF_T_MAP, .sub = pool_timeout_keys,
      .help = "Server-side timeouts."},
     {.name = "keepalive", .type = CONF_T_INT, .def = "256", .min = "0", .max = "10000",
      FIELD(conf_pool_t, keepalive_max),
      .help = "Idle connections kept open per server and per worker, for reuse by later "
              "requests; 0 opens a new connection for every request."},
-    LATER("hash", "The key of `balance: hash`."),
-    LATER("backup", "A disaster-recovery pool to fail over to."),
-    LATER("failover", "When to fail over to the backup pool and back."),
-    LATER("health", "Active health checks."),
-    LATER("outlier", "Passive health checks: ejecting servers that keep failing."),
-    LATER("retry", "Retries with a budget."),
+    {.name = "backup", .type = CONF_T_REF, .ref = "pools", FIELD(conf_pool_t, backup),
+     .doc_example = "site-dr",
+     .help = "A disaster-recovery pool (another key of `pools`) that serves this pool's "
+             "requests while it has fewer than `failover.min_healthy` healthy servers. A "
+             "backup may have its own backup, but a pool cannot be its own backup, directly "
+             "or through others."},
+    {.name = "failover", .type = CONF_T_MAP, .sub = failover_keys,
+     FIELD(conf_pool_t, failover_min_healthy),
+     .help = "When to fail over to `backup` and back; only with `backup`."},
+    {.name = "health", .type = CONF_T_MAP, .sub = health_keys, FIELD(conf_pool_t, health),
+     .help = "Active health checks, run against every server of the pool. Without it, "
+             "servers are never checked (the keys below show the values a check would use)."},
+    {.name = "outlier", .type = CONF_T_MAP, .sub = outlier_keys, FIELD(conf_pool_t, outlier),
+     .help = "Passive health checks: servers that keep failing real requests are ejected "
+             "for a while."},
+    {.name = "retry", .type = CONF_T_MAP, .sub = retry_keys, FIELD(conf_pool_t, retry),
+     .help = "Retrying requests that failed, on another server, within a budget."},
     {0},
 };
 

@@ -95,10 +95,14 @@ static void expect_of(const conf_key_t *k, char *out, size_t n)
 {
     sbuf_t b = {out, n, 0};
     out[0] = 0;
-    if (k->type == CONF_T_ENUM) {
-        sb_printf(&b, "one of");
+    if (k->type == CONF_T_ENUM || k->type == CONF_T_FLAGS) {
+        sb_printf(&b, "%s", k->type == CONF_T_FLAGS ? "a list, each " : "");
         for (size_t i = 0; k->values[i]; i++)
-            sb_printf(&b, "%s %s", i ? "," : "", k->values[i]);
+            sb_printf(&b, "%s %s", i ? "," : "one of", k->values[i]);
+        return;
+    }
+    if (k->type == CONF_T_CUSTOM) {
+        sb_printf(&b, "%s", k->expect);
         return;
     }
     if (k->type == CONF_T_INT && (k->flags & CONF_F_AUTO))
@@ -272,7 +276,7 @@ static void apply_enum(conf_ctx_t *ctx, const char *path, const conf_key_t *k, c
 
     for (; k->values[n]; n++) {
         if (strlen(k->values[n]) == len && memcmp(k->values[n], s, len) == 0) {
-            store_uint(field, k->size, n);
+            store_uint(field, k->size, n + k->enum_base);
             return;
         }
     }
@@ -369,6 +373,9 @@ static void apply_ref(conf_ctx_t *ctx, const frame_t *fr, const char *path, cons
     char *name = string_value(ctx, path, v, s, len);
     conf_ref_t *ref = conf_arena_alloc(ctx->tmp, sizeof(*ref));
 
+    /* Unresolved until check.c finds the name; SIZE_MAX is "none". */
+    assert(k->size == sizeof(size_t));
+    *(size_t *)field = SIZE_MAX;
     if (!name)
         return;
     owner_of(fr, owner, sizeof(owner));
@@ -435,22 +442,111 @@ static void apply_scalar(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *k
     case CONF_T_REF:
         apply_ref(ctx, fr, path, k, v, s, len, field);
         break;
+    case CONF_T_CUSTOM:
+        k->parse(ctx, path, k, v, s, len, obj);
+        break;
     default:
         assert(!"not a scalar type");
     }
 }
 
 static void walk_object(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *keys,
-                        const conf_node_t *map, conf_mark_t where, void *obj);
+                        const conf_node_t *map, bool absent, conf_mark_t where, void *obj);
 
 static void queue_finish(conf_ctx_t *ctx, const conf_key_t *k, const frame_t *fr, void *obj,
                          conf_mark_t where);
 
+/* v is NULL when the map is left out: its keys take their defaults, and
+ * its required keys are not missing (health: { type: http } requires a
+ * type; no health at all is fine). A map that is written is marked, so
+ * rules across keys can tell `failover: {}` from no failover. */
 static void walk_map_key(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *k,
                          const conf_node_t *v, conf_mark_t where, void *obj)
 {
     frame_t mf = {.up = fr, .seg = k->name};
-    walk_object(ctx, &mf, k->sub, v, where, obj);
+    if (v)
+        conf_ctx_mark(ctx, (char *)obj + k->off, CONF_MARK_MAP, where);
+    walk_object(ctx, &mf, k->sub, v, !v, where, obj);
+}
+
+/* "one of a, b, c": the values of an ENUM or FLAGS key. */
+static void one_of(const conf_key_t *k, char *out, size_t n)
+{
+    sbuf_t b = {out, n, 0};
+    out[0] = 0;
+    sb_printf(&b, "one of");
+    for (size_t i = 0; k->values[i]; i++)
+        sb_printf(&b, "%s %s", i ? "," : "", k->values[i]);
+}
+
+/* Adds one FLAGS value s[0..len) to *bits, reporting it at v's mark (v
+ * NULL: the table's default) when it is not one of k->values or is
+ * already in *bits. firsts[i] is where values[i] was first written. */
+static void flag_add(conf_ctx_t *ctx, const char *path, const conf_key_t *k, const conf_node_t *v,
+                     const char *s, size_t len, conf_mark_t *firsts, unsigned *bits)
+{
+    char q[CONF_QUOTE_MAX], expect[256];
+    size_t n = 0;
+    for (; k->values[n]; n++) {
+        if (strlen(k->values[n]) != len || memcmp(k->values[n], s, len) != 0)
+            continue;
+        if (*bits & (1u << n)) {
+            conf_ctx_error(ctx, mark_of(v), "%s: '%s' is listed twice (first at %d:%d)", path,
+                           k->values[n], firsts[n].line, firsts[n].col);
+            return;
+        }
+        *bits |= 1u << n;
+        firsts[n] = mark_of(v);
+        return;
+    }
+    if (!v) {
+        key_type_error(ctx, path, k, v);
+        return;
+    }
+    const char *guess = conf_suggest(s, len, k->values, n);
+    conf_quote(q, sizeof(q), s, len);
+    one_of(k, expect, sizeof(expect));
+    if (guess)
+        conf_ctx_error(ctx, v->mark, "%s: expected %s, got %s; did you mean '%s'?", path, expect,
+                       q, guess);
+    else
+        conf_ctx_error(ctx, v->mark, "%s: expected %s, got %s", path, expect, q);
+}
+
+/* A FLAGS key: the list v, or (v NULL) the table's default written as a
+ * YAML flow list "[a, b]". Each item is one value, at most once. */
+static void apply_flags(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *k,
+                        const conf_node_t *v, void *obj)
+{
+    char path[PATH_MAX_LEN], ipath[PATH_MAX_LEN + 32], expect[256];
+    conf_mark_t firsts[32] = {{0, 0}};
+    unsigned bits = 0;
+
+    path_of(fr, k->name, path, sizeof(path));
+    if (!v) {
+        const char *p = k->def + strspn(k->def, "[ "), *end = k->def + strcspn(k->def, "]");
+        while (p < end) {
+            size_t n = strcspn(p, ",]"), w = n;
+            while (w && p[w - 1] == ' ')
+                w--;
+            flag_add(ctx, path, k, NULL, p, w, firsts, &bits);
+            p += n + (p[n] == ',');
+            p += strspn(p, " ");
+        }
+    }
+    for (size_t i = 0; v && i < v->n; i++) {
+        const conf_node_t *item = v->items[i];
+        snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+        if (item->type != CONF_NODE_SCALAR || item->null) {
+            one_of(k, expect, sizeof(expect));
+            type_error(ctx, ipath, expect, item);
+            continue;
+        }
+        flag_add(ctx, ipath, k, item, item->text, item->len, firsts, &bits);
+    }
+    if (v)
+        conf_ctx_mark(ctx, (char *)obj + k->off, CONF_MARK_VALUE, v->mark);
+    store_uint((char *)obj + k->off, k->size, bits);
 }
 
 /* Checks the entry count of a NAMED or LIST value; false when the entries
@@ -543,7 +639,7 @@ static void walk_named(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *k,
                       .noun = k->noun,
                       .label = segment_of(ctx, *name, scalar ? kn->len : 0, true)};
         if (val->type == CONF_NODE_MAP || val->null) {
-            walk_object(ctx, &ef, k->sub, val->null ? NULL : val, kn->mark, elem);
+            walk_object(ctx, &ef, k->sub, val->null ? NULL : val, false, kn->mark, elem);
         } else {
             char epath[PATH_MAX_LEN];
             path_of(&ef, NULL, epath, sizeof(epath));
@@ -679,9 +775,9 @@ static void walk_list(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *k, c
                                .len = strlen(k->shorthand)};
             conf_node_t *pair[2] = {&key, (conf_node_t *)item};
             conf_node_t map = {.type = CONF_NODE_MAP, .mark = item->mark, .items = pair, .n = 1};
-            walk_object(ctx, &ef, k->sub, &map, item->mark, elem);
+            walk_object(ctx, &ef, k->sub, &map, false, item->mark, elem);
         } else if (item->type == CONF_NODE_MAP) {
-            walk_object(ctx, &ef, k->sub, item, item->mark, elem);
+            walk_object(ctx, &ef, k->sub, item, false, item->mark, elem);
         } else {
             char epath[PATH_MAX_LEN], expect[256] = "a map";
             if (k->shorthand) {
@@ -724,6 +820,12 @@ static void walk_value(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *k,
         else
             walk_list(ctx, fr, k, v, keyn->mark, obj);
         break;
+    case CONF_T_FLAGS:
+        if (v->type != CONF_NODE_SEQ)
+            key_type_error(ctx, path, k, v);
+        else
+            apply_flags(ctx, fr, k, v, obj);
+        break;
     default:
         if (v->type != CONF_NODE_SCALAR)
             key_type_error(ctx, path, k, v);
@@ -744,6 +846,13 @@ static void apply_default(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *
     case CONF_T_NAMED:
     case CONF_T_LIST:
     case CONF_T_LATER:
+        break;
+    case CONF_T_FLAGS:
+        apply_flags(ctx, fr, k, NULL, obj);
+        break;
+    case CONF_T_REF:
+        assert(!k->def && k->size == sizeof(size_t));
+        *(size_t *)((char *)obj + k->off) = SIZE_MAX; /* none */
         break;
     default:
         if (k->flags & CONF_F_INDEX_NAME) {
@@ -782,10 +891,11 @@ static void unknown_key(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *ke
 }
 
 /* Walks one object: the pairs of map (NULL: none written) against keys,
- * then defaults and required keys. where locates the object for messages
- * about keys it lacks. */
+ * then defaults and required keys (not when the whole object is absent: a
+ * map key left out). where locates the object for messages about keys it
+ * lacks. */
 static void walk_object(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *keys,
-                        const conf_node_t *map, conf_mark_t where, void *obj)
+                        const conf_node_t *map, bool absent, conf_mark_t where, void *obj)
 {
     const conf_node_t *seen[MAX_KEYS] = {0};
     char path[PATH_MAX_LEN], q[CONF_QUOTE_MAX];
@@ -827,6 +937,8 @@ static void walk_object(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *ke
             apply_default(ctx, fr, k, where, obj);
             continue;
         }
+        if (absent)
+            continue;
         if (seen[i]) {
             path_of(fr, k->name, path, sizeof(path));
             conf_ctx_error(ctx, seen[i]->mark, "%s: a value is required", path);
@@ -880,7 +992,7 @@ void conf_walk(conf_ctx_t *ctx, const conf_node_t *root)
         type_error(ctx, "the top of the file", "a map of keys", root);
         return;
     }
-    walk_object(ctx, &top, conf_root.sub, root, where, ctx->conf);
+    walk_object(ctx, &top, conf_root.sub, root, false, where, ctx->conf);
     queue_finish(ctx, &conf_root, &top, ctx->conf, where);
     for (const conf_finish_t *f = ctx->finish; f; f = f->next)
         f->cb(ctx, f->path, f->obj, f->where);

@@ -33,6 +33,7 @@ enum { IDLE = 0, PROGRESS = 1, CLOSED = -1 };
 static void client_io_cb(loop_t *loop, loop_io_t *io, uint32_t ev);
 static void client_timer_cb(loop_t *loop, loop_timer_t *t);
 static bool request_sent(const client_t *c);
+static void tx_detach_all(client_t *c);
 
 static const conf_listener_t *lconf(const client_t *c)
 {
@@ -93,6 +94,7 @@ static void set_idle(client_t *c, bool idle)
 void client_close(client_t *c)
 {
     worker_t *w = c->w;
+    tx_detach_all(c);
     if (c->up) {
         upstream_close(c->up);
         c->up = NULL;
@@ -282,6 +284,7 @@ static int tx_fail(client_t *c, int status)
     c->tx.status = status;
     c->tx.response_started = true;
     tx_log(c);
+    tx_detach_all(c);
     c->state = CL_CLOSING;
     c->keep_alive = false;
     loop_timer_start(c->w->loop, &c->timer, lconf(c)->client_timeout_ms);
@@ -319,27 +322,214 @@ static void copy_request_info(client_t *c, const http_request_t *req)
     c->tx.head_method = str_eq(req->method, STR_LIT("HEAD"));
 }
 
-/* Chooses the server and attaches an upstream connection. */
-static int tx_connect(client_t *c)
+/* ---- server choice, retries, outliers ----------------------------------- */
+
+static bool method_idempotent(const char *m)
 {
-    const conf_listener_t *lc = lconf(c);
-    const conf_route_t *r = &lc->routes[c->tx.route];
-    pool_t *pool = &c->w->pools[r->pool];
-    const conf_pool_t *pc = &c->w->conf->pools[r->pool];
-    int idx = balance_rr_pick(&pool->rr, c->w->weights[r->pool], NULL);
-    if (idx < 0)
-        return tx_fail(c, 503);
-    server_t *srv = &pool->servers[idx];
-    c->tx.server = srv;
-    int err = 0;
-    upstream_t *u = upstream_acquire(c->w, srv, &err);
-    if (!u) {
-        log_warn("pool %s: cannot connect to %s: %s", pc->name, srv->label, strerror(-err));
-        return tx_fail(c, 502);
+    static const char *const idem[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    for (size_t i = 0; i < sizeof(idem) / sizeof(idem[0]); i++)
+        if (!strcmp(m, idem[i]))
+            return true;
+    return false;
+}
+
+static bool was_tried(const client_t *c, const server_t *srv)
+{
+    for (unsigned i = 0; i < c->tx.ntried; i++)
+        if (c->tx.tried[i] == srv)
+            return true;
+    return false;
+}
+
+/* A usable server not tried yet by this transaction: from the pool that
+ * serves the route's pool now (itself, or its backup after a failover), then
+ * down that pool's backup chain, so that a retry can reach the DR pool
+ * before the control thread has even noticed the primaries are gone. */
+static server_t *pick_server(client_t *c)
+{
+    worker_t *w = c->w;
+    const conf_t *conf = w->conf;
+    uint64_t now = loop_now(w->loop);
+    size_t cur = state_serving(w->state, c->tx.pool);
+    for (size_t hops = 0; cur != SIZE_MAX && hops <= conf->npools;
+         cur = conf->pools[cur].backup, hops++) {
+        const pool_state_t *ps = &w->state->pools[cur];
+        bool any = false;
+        for (size_t i = 0; i < conf->pools[cur].nservers; i++) {
+            w->usable[i] = state_server_usable(&ps->servers[i], now) &&
+                           !was_tried(c, &w->pools[cur].servers[i]);
+            any |= w->usable[i];
+        }
+        if (!any)
+            continue;
+        int idx = balance_rr_pick(&w->pools[cur].rr, w->weights[cur], w->usable);
+        if (idx >= 0)
+            return &w->pools[cur].servers[idx];
     }
-    u->client = c;
-    c->up = u;
-    return PROGRESS;
+    return NULL;
+}
+
+static void tx_attach(client_t *c, server_t *srv)
+{
+    c->tx.server = srv;
+    if (c->tx.ntried < GW_MAX_TRIES)
+        c->tx.tried[c->tx.ntried++] = srv;
+    STAT_INC(srv->stats->inflight);
+    if (!c->tx.counted_active) {
+        c->w->pools[c->tx.pool].active++;
+        c->tx.counted_active = true;
+    }
+}
+
+/* The transaction no longer occupies its server (done, failed, retried). */
+static void tx_detach(client_t *c)
+{
+    if (c->tx.server) {
+        STAT_DEC(c->tx.server->stats->inflight);
+        c->tx.server = NULL;
+    }
+}
+
+/* Ends the transaction's share of the pool counters (the retry budget). */
+static void tx_uncount(client_t *c)
+{
+    pool_t *pl = &c->w->pools[c->tx.pool];
+    if (c->tx.counted_active)
+        pl->active--;
+    if (c->tx.counted_retrying)
+        pl->retrying--;
+    c->tx.counted_active = c->tx.counted_retrying = false;
+}
+
+/* Passive outlier detection: one more failure of the current server. */
+static void report_failure(client_t *c)
+{
+    server_t *srv = c->tx.server;
+    if (!srv)
+        return;
+    const conf_pool_t *pc = &c->w->conf->pools[srv->pool];
+    pool_state_t *ps = &c->w->state->pools[srv->pool];
+    server_state_t *ss = &ps->servers[srv->index];
+    if (state_report_failure(ps, ss, &pc->outlier, loop_now(c->w->loop))) {
+        STAT_INC(srv->stats->ejections);
+        log_warn("outlier: pool %s server %s ejected for %llu ms after %u consecutive failures",
+                 pc->name, srv->label,
+                 (unsigned long long)(__atomic_load_n(&ss->ejected_until, __ATOMIC_RELAXED) -
+                                      loop_now(c->w->loop)),
+                 pc->outlier.consecutive_errors);
+    }
+}
+
+static void tx_detach_all(client_t *c)
+{
+    tx_detach(c);
+    tx_uncount(c);
+}
+
+static void report_success(client_t *c)
+{
+    server_t *srv = c->tx.server;
+    if (srv)
+        state_report_success(&c->w->state->pools[srv->pool].servers[srv->index]);
+}
+
+/* May this transaction be retried for this reason (a CONF_RETRY_* bit)?
+ * Only before any response byte reached the client, for requests whose body
+ * need not be replayed, idempotent ones unless configured, within attempts,
+ * and within the pool's retry budget (retries in flight against requests in
+ * flight, per worker), which is what keeps retries from doubling the load
+ * of a pool that is already failing. */
+static bool can_retry(client_t *c, unsigned why)
+{
+    const conf_retry_t *rc = &c->w->conf->pools[c->tx.pool].retry;
+    if (c->tx.response_started || c->tx.got_1xx || c->tx.retries >= rc->attempts ||
+        !(rc->on & why) || c->tx.ntried >= GW_MAX_TRIES)
+        return false;
+    if (!c->tx.replayable)
+        return false; /* bodies are not kept for replay in this version */
+    if (!rc->non_idempotent && !method_idempotent(c->tx.method))
+        return false;
+    pool_t *pl = &c->w->pools[c->tx.pool];
+    if (!c->tx.counted_retrying) {
+        uint64_t allowed = (uint64_t)pl->active * rc->budget_ppm / 1000000;
+        if (allowed < rc->budget_min)
+            allowed = rc->budget_min;
+        if (pl->retrying >= allowed) {
+            STAT_INC(c->w->stats->pools[c->tx.pool].budget_exhausted);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void count_retry(client_t *c)
+{
+    pool_t *pl = &c->w->pools[c->tx.pool];
+    if (!c->tx.counted_retrying) {
+        pl->retrying++;
+        c->tx.counted_retrying = true;
+    }
+    c->tx.retries++;
+    STAT_INC(c->w->stats->pools[c->tx.pool].retries);
+    if (c->tx.server)
+        STAT_INC(c->tx.server->stats->retries);
+}
+
+/* Chooses a server and attaches a connection to it; a connect that fails at
+ * once is retried on another server like any connect failure. The rewritten
+ * head, if any, moves to the new connection. */
+static int tx_connect(client_t *c, const buf_t *head)
+{
+    for (;;) {
+        server_t *srv = pick_server(c);
+        if (!srv) {
+            tx_detach(c);
+            STAT_INC(c->w->stats->pools[c->tx.pool].no_server);
+            return tx_fail(c, c->tx.ntried ? 502 : 503);
+        }
+        tx_detach(c);
+        tx_attach(c, srv);
+        int err = 0;
+        upstream_t *u = upstream_acquire(c->w, srv, &err);
+        if (u && head && buf_append(&u->out, buf_rptr(head), buf_len(head)) < 0) {
+            upstream_close(u);
+            u = NULL;
+            err = -ENOMEM;
+        }
+        if (u) {
+            u->client = c;
+            c->up = u;
+            c->tx.req_head_sent = 0;
+            c->tx.resp_parsed_len = 0;
+            if (u->state != UP_CONNECTING)
+                loop_timer_start(c->w->loop, &u->timer,
+                                 c->w->conf->pools[srv->pool].response_timeout_ms);
+            return PROGRESS;
+        }
+        log_warn("pool %s: cannot connect to %s: %s", c->w->conf->pools[srv->pool].name,
+                 srv->label, strerror(-err));
+        report_failure(c);
+        if (!can_retry(c, CONF_RETRY_CONNECT))
+            return tx_fail(c, 502);
+        count_retry(c);
+    }
+}
+
+/* The current server failed the transaction (why: a CONF_RETRY_* bit).
+ * Counts the failure against it and retries elsewhere when allowed, else
+ * answers status. */
+static int tx_retry_or_fail(client_t *c, unsigned why, int status)
+{
+    report_failure(c);
+    if (!can_retry(c, why))
+        return tx_fail(c, status);
+    count_retry(c);
+    upstream_t *old = c->up;
+    c->up = NULL;
+    buf_t head = old->out; /* borrowed until old is closed below */
+    int r = tx_connect(c, &head);
+    upstream_close(old);
+    return r;
 }
 
 /* A parsed head: route it, write the server's head, set up both bodies. */
@@ -351,6 +541,8 @@ static int tx_start(client_t *c, http_request_t *req)
     c->keep_alive = req->keep_alive && !c->w->draining;
     c->tx.upgrade = req->upgrade;
     c->tx.minor = req->minor;
+    c->tx.replayable = req->body == HTTP_BODY_NONE ||
+                       (req->body == HTTP_BODY_LENGTH && req->content_length == 0);
     body_init(&c->tx.req_body, req->body, req->content_length, lc->max_header_bytes);
     set_idle(c, false);
 
@@ -360,7 +552,8 @@ static int tx_start(client_t *c, http_request_t *req)
         return tx_fail(c, 404);
     }
     c->tx.route = route;
-    int r = tx_connect(c);
+    c->tx.pool = lc->routes[route].pool;
+    int r = tx_connect(c, NULL);
     if (r != PROGRESS || !c->up)
         return r;
 
@@ -376,9 +569,6 @@ static int tx_start(client_t *c, http_request_t *req)
     buf_consume(&c->in, req->head_len);
     c->state = CL_PROXY;
     loop_timer_start(c->w->loop, &c->timer, lc->client_timeout_ms);
-    if (c->up->state != UP_CONNECTING)
-        loop_timer_start(c->w->loop, &c->up->timer,
-                         c->w->conf->pools[lc->routes[route].pool].response_timeout_ms);
     return PROGRESS;
 }
 
@@ -387,6 +577,7 @@ static int tx_finish(client_t *c)
 {
     bool req_done = request_sent(c);
     tx_log(c);
+    tx_detach_all(c);
     upstream_release(c->up, c->tx.up_keep_alive && req_done);
     c->up = NULL;
     c->requests++;
@@ -562,7 +753,7 @@ static int upstream_failed(client_t *c, int err)
     log_warn("pool %s: server %s failed mid-request: %s",
              c->w->conf->pools[u->srv->pool].name, u->srv->label,
              err ? strerror(-err) : "connection closed");
-    return tx_fail(c, 502);
+    return tx_retry_or_fail(c, CONF_RETRY_RESET, 502);
 }
 
 /* Connect completion: the first writability tells. */
@@ -576,7 +767,7 @@ static int step_connect(client_t *c)
         STAT_INC(u->srv->stats->connect_errors);
         log_warn("pool %s: cannot connect to %s: %s", c->w->conf->pools[u->srv->pool].name,
                  u->srv->label, strerror(-err));
-        return tx_fail(c, 502);
+        return tx_retry_or_fail(c, CONF_RETRY_CONNECT, 502);
     }
     u->state = UP_ACTIVE;
     loop_timer_start(c->w->loop, &u->timer,
@@ -651,6 +842,18 @@ static int on_response_head(client_t *c, http_response_t *res)
     }
     if (res->status == 101 && !c->tx.upgrade)
         return tx_fail(c, 502);
+    if (res->status >= 500) {
+        unsigned bit = res->status == 500   ? CONF_RETRY_500
+                       : res->status == 502 ? CONF_RETRY_502
+                       : res->status == 503 ? CONF_RETRY_503
+                       : res->status == 504 ? CONF_RETRY_504
+                                            : 0;
+        if (bit && can_retry(c, bit)) /* the answer is dropped: another server tries */
+            return tx_retry_or_fail(c, bit, 502);
+        report_failure(c);
+    } else {
+        report_success(c);
+    }
     if (!request_sent(c)) {
         /* The server answered before taking the whole request: stop sending,
          * and the connection cannot carry another request. */
@@ -719,8 +922,8 @@ static int step_response(client_t *c)
             return tx_fail(c, 502);
         }
         r = on_response_head(c, &res);
-        if (r != PROGRESS || c->state != CL_PROXY)
-            return r;
+        if (r != PROGRESS || c->state != CL_PROXY || c->up != u)
+            return r; /* closed, answered, or retried on another connection */
         progress = PROGRESS;
     }
     if (!c->tx.response_started) {
@@ -965,7 +1168,8 @@ void client_upstream_timeout(client_t *c)
         log_warn("pool %s: server %s did not answer in time", c->w->conf->pools[u->srv->pool].name,
                  u->srv->label);
     }
-    if (tx_fail(c, 504) == CLOSED)
+    bool connecting = u->state == UP_CONNECTING;
+    if (tx_retry_or_fail(c, connecting ? CONF_RETRY_CONNECT : CONF_RETRY_TIMEOUT, 504) == CLOSED)
         return;
     client_run(c);
 }

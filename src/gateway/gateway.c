@@ -19,6 +19,7 @@ struct gateway {
     worker_t **workers;
     stats_t **stats; /* [nworkers], kept past the workers for a last scrape */
     access_log_t *alog;
+    state_t *state; /* shared runtime state: outlives the workers */
     bool drained;
 };
 
@@ -74,6 +75,9 @@ gateway_t *gateway_new(conf_t *conf, FILE *errs)
         for (size_t l = 0; l < conf->nlisteners; l++)
             fds[w][l] = -1;
     }
+    g->state = state_new(conf);
+    if (!g->state)
+        goto fail;
     g->alog = access_log_open(conf, &err);
     if (err < 0) {
         fprintf(errs, "access log %s: %s\n", conf->access_log, strerror(-err));
@@ -82,7 +86,7 @@ gateway_t *gateway_new(conf_t *conf, FILE *errs)
     if (bind_all(g, fds, errs) < 0)
         goto fail;
     for (unsigned w = 0; w < g->nworkers; w++) {
-        g->workers[w] = worker_new(conf, w, fds[w], g->alog);
+        g->workers[w] = worker_new(conf, w, fds[w], g->alog, g->state);
         if (!g->workers[w]) {
             fprintf(errs, "worker %u: cannot be set up (out of memory?)\n", w);
             goto fail;
@@ -142,6 +146,7 @@ void gateway_free(gateway_t *g)
         stats_free(g->stats[w], g->conf);
     free(g->stats);
     free(g->workers);
+    state_free(g->state);
     conf_unref(g->conf);
     free(g);
 }
@@ -149,6 +154,11 @@ void gateway_free(gateway_t *g)
 void gateway_reopen_logs(gateway_t *g)
 {
     access_log_reopen(g->alog);
+}
+
+state_t *gateway_state(gateway_t *g)
+{
+    return g->state;
 }
 
 void gateway_metrics_write(gateway_t *g, prom_t *p)

@@ -30,6 +30,11 @@ void gateway_free(gateway_t *g);
 /* Reopens the access log file (logrotate); any thread. */
 void gateway_reopen_logs(gateway_t *g);
 
+/* The shared runtime state (health, ejections, failover) of pools and
+ * servers, for the control thread. Lives as long as the gateway. */
+#include "gateway/state.h"
+state_t *gateway_state(gateway_t *g);
+
 /* Writes every gateway metric family; runs on the control thread and reads
  * the workers' counters with relaxed atomic loads. */
 void gateway_metrics_write(gateway_t *g, prom_t *p);

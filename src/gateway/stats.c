@@ -18,7 +18,8 @@ stats_t *stats_new(const conf_t *conf)
     s->listeners = calloc(conf->nlisteners, sizeof(*s->listeners));
     s->routes = calloc(conf->nlisteners, sizeof(*s->routes));
     s->servers = calloc(conf->npools, sizeof(*s->servers));
-    if (!s->listeners || !s->routes || !s->servers)
+    s->pools = calloc(conf->npools ? conf->npools : 1, sizeof(*s->pools));
+    if (!s->listeners || !s->routes || !s->servers || !s->pools)
         goto fail;
     for (size_t i = 0; i < conf->nlisteners; i++)
         if (!(s->routes[i] = calloc(conf->listeners[i].nroutes, sizeof(**s->routes))))
@@ -43,6 +44,7 @@ void stats_free(stats_t *s, const conf_t *conf)
     free(s->routes);
     free(s->servers);
     free(s->listeners);
+    free(s->pools);
     free(s);
 }
 
@@ -184,6 +186,12 @@ static void write_servers(prom_t *p, const conf_t *conf, stats_t *const *per_wor
         {"surety_server_connect_errors_total",
          "Connections to the server that failed or timed out.",
          offsetof(stats_server_t, connect_errors), PROM_COUNTER},
+        {"surety_server_inflight", "Requests sent to the server and not yet answered.",
+         offsetof(stats_server_t, inflight), PROM_GAUGE},
+        {"surety_server_retries_total", "Requests retried on another server after this one failed.",
+         offsetof(stats_server_t, retries), PROM_COUNTER},
+        {"surety_server_ejections_total", "Passive outlier ejections of the server.",
+         offsetof(stats_server_t, ejections), PROM_COUNTER},
     };
     for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
         prom_family(p, simple[i].name, simple[i].type, simple[i].help);
@@ -198,6 +206,26 @@ static void write_servers(prom_t *p, const conf_t *conf, stats_t *const *per_wor
     }
 }
 
+static void write_pools(prom_t *p, const conf_t *conf, stats_t *const *per_worker, unsigned n)
+{
+    static const simple_family_t simple[] = {
+        {"surety_pool_retries_total", "Retries started for requests routed to the pool.",
+         offsetof(stats_pool_t, retries), PROM_COUNTER},
+        {"surety_pool_retry_budget_exhausted_total",
+         "Retries not made because the pool's retry budget was spent.",
+         offsetof(stats_pool_t, budget_exhausted), PROM_COUNTER},
+        {"surety_pool_no_server_total", "Requests answered 503: no usable server in the pool "
+                                        "or its backups.",
+         offsetof(stats_pool_t, no_server), PROM_COUNTER},
+    };
+    for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
+        prom_family(p, simple[i].name, simple[i].type, simple[i].help);
+        for (size_t pi = 0; pi < conf->npools; pi++)
+            emit(p, &simple[i], PROM_LABELS({"pool", conf->pools[pi].name}),
+                 SUM(*(uint64_t *)((char *)&ws->pools[pi] + simple[i].offset)));
+    }
+}
+
 void stats_write(prom_t *p, const conf_t *conf, stats_t *const *per_worker, unsigned n,
                  const char *version)
 {
@@ -208,6 +236,7 @@ void stats_write(prom_t *p, const conf_t *conf, stats_t *const *per_worker, unsi
     write_listeners(p, conf, per_worker, n);
     write_routes(p, conf, per_worker, n);
     write_servers(p, conf, per_worker, n);
+    write_pools(p, conf, per_worker, n);
     prom_family(p, "surety_access_log_dropped_total", PROM_COUNTER,
                 "Access log lines dropped because the log writer could not keep up.");
     prom_counter(p, "surety_access_log_dropped_total", NULL, 0, SUM(ws->access_log_dropped));

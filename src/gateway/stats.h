@@ -45,11 +45,21 @@ typedef struct {
     stats_codes_t requests;
     uint64_t conns_total;
     int64_t conns_idle;
+    int64_t inflight;
     uint64_t connect_errors;
+    uint64_t retries;    /* requests retried away from this server */
+    uint64_t ejections;  /* passive outlier ejections */
 } stats_server_t;
 
 typedef struct {
+    uint64_t retries;           /* retries started for requests routed to the pool */
+    uint64_t budget_exhausted;  /* retries refused by the retry budget */
+    uint64_t no_server;         /* requests that found no usable server (503) */
+} stats_pool_t;
+
+typedef struct {
     stats_listener_t *listeners;  /* [conf->nlisteners] */
+    stats_pool_t *pools;          /* [conf->npools] */
     stats_codes_t **routes;       /* [listener][route] */
     stats_server_t **servers;     /* [pool][server] */
     uint64_t access_log_dropped;

@@ -189,13 +189,20 @@ static int setup_pools(worker_t *w)
     return 0;
 }
 
-worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_log_t *alog)
+worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_log_t *alog,
+                     state_t *state)
 {
     worker_t *w = calloc(1, sizeof(*w));
     if (!w)
         return NULL;
     w->id = id;
     w->conf = conf_ref(conf);
+    w->state = state;
+    size_t most = 1;
+    for (size_t p = 0; p < conf->npools; p++)
+        if (conf->pools[p].nservers > most)
+            most = conf->pools[p].nservers;
+    w->usable = calloc(most, sizeof(*w->usable));
     list_init(&w->clients);
     loop_timer_init(&w->drain_timer, drain_timer_cb);
     loop_timer_init(&w->resume_timer, resume_timer_cb);
@@ -203,7 +210,8 @@ worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_lo
     w->stats = stats_new(conf);
     w->listeners = calloc(conf->nlisteners, sizeof(*w->listeners));
     w->client_in = calloc(conf->nlisteners, sizeof(*w->client_in));
-    if (!w->loop || !w->stats || !w->listeners || !w->client_in || setup_pools(w) < 0 ||
+    if (!w->loop || !w->stats || !w->listeners || !w->client_in || !w->usable ||
+        setup_pools(w) < 0 ||
         loop_async_init(w->loop, &w->wake, wake_cb) < 0)
         goto fail;
     w->wake_ready = true;
@@ -309,6 +317,7 @@ void worker_free(worker_t *w)
     }
     free(w->pools);
     free(w->weights);
+    free(w->usable);
     /* after every connection: their buffers went back to the caches */
     for (size_t i = 0; w->client_in && i < w->conf->nlisteners; i++)
         if (w->client_in[i].blocks)

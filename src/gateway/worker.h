@@ -15,6 +15,7 @@
 #include "core/sock.h"
 #include "gateway/access_log.h"
 #include "gateway/balance.h"
+#include "gateway/state.h"
 #include "gateway/stats.h"
 #include "http/http.h"
 
@@ -49,7 +50,12 @@ typedef struct {
 typedef struct {
     server_t *servers;
     balance_rr_t rr;
+    unsigned active;   /* transactions of this worker attached to the pool */
+    unsigned retrying; /* of those, the ones on a retry (the budget) */
 } pool_t;
+
+/* Servers a transaction may try: the first and every retry. */
+#define GW_MAX_TRIES 8
 
 struct worker {
     unsigned id;
@@ -72,6 +78,8 @@ struct worker {
     access_log_writer_t alog;
     uint64_t reqid_seed, reqid_counter;
     unsigned **weights;      /* [pool][server], for the balancer */
+    state_t *state;          /* shared runtime state (health, ejection, failover) */
+    bool *usable;            /* scratch: [most servers of a pool] */
     buf_cache_t *client_in;  /* [listener]: max(buffer_size, limits.header_bytes) */
     buf_cache_t client_out;  /* response heads and proxy-made answers */
     buf_cache_t up_in;       /* response heads and response body */
@@ -154,6 +162,13 @@ struct client {
         bool tunnel_logged;
         int minor;             /* client's HTTP/1.<minor> */
         server_t *server;
+        size_t pool;            /* the pool the route names (retry and outlier settings) */
+        server_t *tried[GW_MAX_TRIES];
+        unsigned ntried;
+        unsigned retries;       /* retries done (the first try is not one) */
+        bool counted_active;    /* counted in pool_t.active of tx.server's pool */
+        bool counted_retrying;
+        bool replayable;        /* no body: can go to another server as it is */
         size_t req_head_sent;  /* bytes of up->out already sent */
         size_t resp_parsed_len;
         http_reject_t reject;

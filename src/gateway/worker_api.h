@@ -4,13 +4,15 @@
 
 #include "conf/conf.h"
 #include "gateway/access_log.h"
+#include "gateway/state.h"
 #include "gateway/stats.h"
 
 typedef struct worker worker_t;
 
 /* Builds a worker on conf with the given listening sockets (one per listener,
  * ownership passes on success). NULL on failure. */
-worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_log_t *alog);
+worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_log_t *alog,
+                     state_t *state);
 int worker_start(worker_t *w);
 /* Any thread. */
 void worker_drain(worker_t *w);
