@@ -8,7 +8,7 @@
 # behind the operator's back.
 set -euo pipefail
 
-build=(meson ninja-build pkg-config gcc libc6-dev libfyaml-dev libssl-dev curl)
+build=(meson ninja-build pkg-config gcc libc6-dev libfyaml-dev libssl-dev libjansson-dev curl)
 test=(clang libclang-rt-14-dev libcmocka-dev python3-pytest prometheus wrk openssl)
 bench=(haproxy nginx-light wrk)
 

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "admin/cli.h"
 #include "admin/control.h"
 #include "conf/conf.h"
 #include "core/log.h"
@@ -30,6 +31,7 @@ typedef int (*cmd_fn)(const opts_t *o);
 static int cmd_run(const opts_t *o);
 static int cmd_check(const opts_t *o);
 static int cmd_config_doc(const opts_t *o);
+static int cmd_status(const opts_t *o);
 static int cmd_version(const opts_t *o);
 static int cmd_help(const opts_t *o);
 
@@ -40,6 +42,7 @@ static const struct {
 } commands[] = {
     {"run", cmd_run, "run everything the configuration describes, in the foreground"},
     {"check", cmd_check, "validate the configuration; errors as FILE:LINE:COL: message"},
+    {"status", cmd_status, "what the running instance reports: pools, servers, failover"},
     {"version", cmd_version, "print the version"},
     {"help", cmd_help, "this text"},
     {"config-doc", cmd_config_doc, NULL},
@@ -81,6 +84,30 @@ static int cmd_check(const opts_t *o)
            conf->npools, conf->workers);
     conf_unref(conf);
     return 0;
+}
+
+static int cmd_status(const opts_t *o)
+{
+    conf_t *conf = conf_load(o->config, stderr);
+    if (!conf)
+        return 1;
+    int rc = 1;
+    if (!conf->admin_enabled) {
+        fprintf(stderr, "surety status: %s has admin.listen off: nothing to ask\n", o->config);
+        goto out;
+    }
+    int status = admin_cli_request(&conf->admin_addr, "GET", "/api/v1/pools?format=text", stdout);
+    if (status < 0)
+        fprintf(stderr, "surety status: cannot reach the admin listener on %s: %s (is surety "
+                        "running with this file?)\n",
+                conf->admin_listen, strerror(-status));
+    else if (status != 200)
+        fprintf(stderr, "surety status: the admin listener answered %d\n", status);
+    else
+        rc = 0;
+out:
+    conf_unref(conf);
+    return rc;
 }
 
 /* Connections cost descriptors: take all the hard limit allows. */

@@ -8,15 +8,25 @@
 #include <string.h>
 
 #include "admin/admin.h"
+#include "admin/api_pools.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "gateway/health.h"
+
+/* How often the failover decision is re-evaluated: the reaction time to a
+ * pool losing its servers, on top of the detection (checks or ejections). */
+#define FAILOVER_EVAL_MS 100
 
 struct control {
+    api_pools_t api; /* first: the admin handlers' ud */
     conf_t *conf;
     gateway_t *gateway;
     loop_t *loop;
     loop_async_t stop;
     admin_t *admin;
+    health_t *health;
+    loop_timer_t failover_timer;
     pthread_t thread;
     bool started;
 };
@@ -28,6 +38,33 @@ static int healthz_cb(const admin_request_t *req, admin_response_t *res, void *u
     return admin_response_append(res, "ok\n", 3);
 }
 
+static void failover_metrics_write(control_t *c, prom_t *p)
+{
+    const conf_t *conf = c->conf;
+    state_t *st = c->api.state;
+    uint64_t now = loop_now(c->loop);
+    prom_family(p, "surety_pool_failovers_total", PROM_COUNTER,
+                "Changes of the pool serving a pool's traffic: failovers and failbacks.");
+    for (size_t i = 0; i < conf->npools; i++)
+        prom_counter(p, "surety_pool_failovers_total", PROM_LABELS({"pool", conf->pools[i].name}),
+                     st->pools[i].failovers);
+    prom_family(p, "surety_pool_serving", PROM_GAUGE,
+                "1 for the pool that serves the traffic routed to `pool` now.");
+    for (size_t i = 0; i < conf->npools; i++)
+        prom_gauge(p, "surety_pool_serving",
+                   PROM_LABELS({"pool", conf->pools[i].name},
+                               {"serving", conf->pools[state_serving(st, i)].name}),
+                   1);
+    prom_family(p, "surety_server_usable", PROM_GAUGE,
+                "1 when new requests may go to the server: up, enabled and not ejected.");
+    for (size_t i = 0; i < conf->npools; i++)
+        for (size_t k = 0; k < conf->pools[i].nservers; k++)
+            prom_gauge(p, "surety_server_usable",
+                       PROM_LABELS({"pool", conf->pools[i].name},
+                                   {"server", conf->pools[i].servers[k].address}),
+                       state_server_usable(&st->pools[i].servers[k], now));
+}
+
 static int metrics_cb(const admin_request_t *req, admin_response_t *res, void *ud)
 {
     (void)req;
@@ -36,13 +73,49 @@ static int metrics_cb(const admin_request_t *req, admin_response_t *res, void *u
     if (!p)
         return -ENOMEM;
     gateway_metrics_write(c->gateway, p);
+    failover_metrics_write(c, p);
+    if (c->health)
+        health_metrics_write(c->health, p);
     return prom_error(p);
 }
 
 static const admin_route_t routes[] = {
     {"GET", "/healthz", healthz_cb, "liveness: 200 ok while the process serves"},
     {"GET", "/metrics", metrics_cb, "Prometheus metrics (text format 0.0.4)"},
+    {"GET", "/api/v1/pools", api_pools_get,
+     "every pool and server: health, admin state, ejection, in-flight, last check "
+     "(?format=text: the table of `surety status`)"},
+    {"POST", "/api/v1/servers/drain", api_servers_drain,
+     "?pool=NAME&server=ADDRESS: finish in-flight requests, take no new ones"},
+    {"POST", "/api/v1/servers/disable", api_servers_disable,
+     "?pool=NAME&server=ADDRESS: take no requests"},
+    {"POST", "/api/v1/servers/enable", api_servers_enable,
+     "?pool=NAME&server=ADDRESS: back in service (slow start applies)"},
 };
+
+static void failover_cb(const conf_t *conf, size_t pool, size_t from, size_t to, void *ud)
+{
+    control_t *c = ud;
+    const pool_state_t *ps = &c->api.state->pools[pool];
+    uint64_t now = loop_now(c->loop);
+    if (to == pool)
+        log_info("failback: pool %s serves its own traffic again (was %s; %zu of %zu servers "
+                 "usable)",
+                 conf->pools[pool].name, conf->pools[from].name, state_pool_usable(ps, now),
+                 ps->nservers);
+    else
+        log_warn("failover: pool %s traffic now goes to %s (was %s; %zu of %zu servers usable, "
+                 "min_healthy %u)",
+                 conf->pools[pool].name, conf->pools[to].name, conf->pools[from].name,
+                 state_pool_usable(ps, now), ps->nservers, conf->pools[pool].failover_min_healthy);
+}
+
+static void failover_timer_cb(loop_t *loop, loop_timer_t *t)
+{
+    control_t *c = container_of(t, control_t, failover_timer);
+    state_failover_eval(c->api.state, c->conf, loop_now(loop), failover_cb, c);
+    loop_timer_start(loop, t, FAILOVER_EVAL_MS);
+}
 
 static void stop_cb(loop_t *loop, loop_async_t *a)
 {
@@ -62,6 +135,15 @@ control_t *control_new(conf_t *conf, gateway_t *g, FILE *errs)
         fprintf(errs, "control thread: cannot create its event loop\n");
         goto fail;
     }
+    c->api = (api_pools_t){conf, gateway_state(g), g, c->loop};
+    int herr = 0;
+    c->health = health_new(c->loop, conf, c->api.state, &herr);
+    if (!c->health) {
+        fprintf(errs, "health checks: cannot start: %s\n", strerror(-herr));
+        goto fail;
+    }
+    loop_timer_init(&c->failover_timer, failover_timer_cb);
+    loop_timer_start(c->loop, &c->failover_timer, FAILOVER_EVAL_MS);
     if (conf->admin_enabled) {
         int err = 0;
         c->admin = admin_new(c->loop, &conf->admin_addr, routes, sizeof(routes) / sizeof(routes[0]),
@@ -109,7 +191,9 @@ void control_free(control_t *c)
     if (!c)
         return;
     admin_free(c->admin);
+    health_free(c->health);
     if (c->loop) {
+        loop_timer_stop(c->loop, &c->failover_timer);
         loop_async_deinit(c->loop, &c->stop);
         loop_free(c->loop);
     }

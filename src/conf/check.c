@@ -389,7 +389,8 @@ static void check_order(conf_ctx_t *ctx, const char *path, conf_mark_t where, co
 {
     char as[32], bs[32];
     conf_mark_t m;
-    if (strict ? *a < *b : *a <= *b)
+    /* Both have a minimum above 0: 0 is a value already reported. */
+    if (*a == 0 || *b == 0 || (strict ? *a < *b : *a <= *b))
         return;
     if (!conf_ctx_mark_find(ctx, a, CONF_MARK_VALUE, &m))
         m = mark_or(ctx, b, where);

@@ -236,10 +236,10 @@ static const conf_key_t outlier_keys[] = {
     {.name = "max_ejection", .type = CONF_T_DURATION, .def = "5m", .min = "1s", .max = "1d",
      FIELD(conf_pool_t, outlier.max_ejection_ms),
      .help = "Longest ejection, however often the server was ejected. At least `ejection`."},
-    {.name = "max_ejected", .type = CONF_T_PERCENT, .def = "50%",
-     FIELD(conf_pool_t, outlier.max_ejected_ppm),
-     .help = "Largest share of the pool's servers ejected at once (at least one server may "
-             "always be ejected), so a problem on Surety's side cannot empty the pool."},
+    {.name = "max_ejected", .type = CONF_T_PERCENT, .def = "50%", .min = "0%",
+     .max = "100%", FIELD(conf_pool_t, outlier.max_ejected_ppm),
+     .help = "Largest share of the pool's servers ejected at once, so a problem on Surety's "
+             "side cannot empty the pool."},
     {0},
 };
 
@@ -248,7 +248,8 @@ static const conf_key_t retry_keys[] = {
      FIELD(conf_pool_t, retry.attempts),
      .help = "Retries after the first try, each on another server when there is one; 0 never "
              "retries."},
-    {.name = "budget", .type = CONF_T_PERCENT, .def = "20%", FIELD(conf_pool_t, retry.budget_ppm),
+    {.name = "budget", .type = CONF_T_PERCENT, .def = "20%", .min = "0%", .max = "100%",
+     FIELD(conf_pool_t, retry.budget_ppm),
      .help = "Retries in flight, as a share of the pool's requests in flight: past it, a "
              "request is not retried, so retries cannot multiply the load on a struggling "
              "pool."},
@@ -264,12 +265,11 @@ static const conf_key_t retry_keys[] = {
     {.name = "non_idempotent", .type = CONF_T_BOOL, .def = "false",
      FIELD(conf_pool_t, retry.non_idempotent),
      .help = "Also retry requests whose method is not idempotent (POST, PATCH...), which the "
-             "server may have acted on already. `connect` failures are retried anyway: the "
-             "request never reached a server."},
+             "server may have acted on already."},
     {.name = "body", .type = CONF_T_SIZE, .def = "64k", .min = "0", .max = "1m",
      FIELD(conf_pool_t, retry.body),
      .help = "Largest request body kept to be sent again; a request with a larger body is "
-             "not retried (but for `connect`)."},
+             "not retried."},
     {0},
 };
 
@@ -289,8 +289,7 @@ static const conf_key_t pool_keys[] = {
      .help = "The key of `balance: hash`, required with it and refused without it: the "
              "client's address (`source`), a request header's value (`header:NAME`) or a "
              "cookie's value (`cookie:NAME`); NAME is 1 to 64 letters, digits or "
-             "``!#$%&'*+-.^_`|~``. A request without the header or cookie is balanced by its "
-             "client's address."},
+             "``!#$%&'*+-.^_`|~``."},
     {.name = "servers", .type = CONF_T_LIST, .flags = CONF_F_REQUIRED, .min = "1", .max = "1000",
      .sub = server_keys, .noun = "server", .shorthand = "address",
      ARRAY(conf_pool_t, servers, nservers, conf_server_t),

@@ -827,9 +827,12 @@ static void walk_value(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *k,
             apply_flags(ctx, fr, k, v, obj);
         break;
     default:
-        if (v->type != CONF_NODE_SCALAR)
+        if (v->type != CONF_NODE_SCALAR) {
+            /* Written, though wrong: rules on whether a key is present
+             * (hash without balance: hash) must not add a message. */
+            conf_ctx_mark(ctx, (char *)obj + k->off, CONF_MARK_VALUE, v->mark);
             key_type_error(ctx, path, k, v);
-        else
+        } else
             apply_scalar(ctx, fr, k, keyn, v, v->text, v->len, obj);
         break;
     }

@@ -75,15 +75,17 @@ typedef struct {
 
 void balance_ewma_init(balance_ewma_t *e);
 /* Records one response time (the caller should also report errors and timeouts, with the
- * time waited, so a failing server looks slow). Peak-sensitive: a sample above the estimate
- * replaces it at once; a sample below pulls it down with weight 1 - exp(-dt / tau), dt being
- * the time since the previous sample. So a latency spike is seen immediately, recovery is
- * believed gradually. tau_ms: BALANCE_EWMA_TAU_MS unless configured; 0 means no memory. */
+ * time waited, so a failing server looks slow). Peak-sensitive: let cur be the estimate as
+ * read now (balance_ewma_value()); a sample at or above cur replaces it at once, a sample
+ * below pulls it down: cur * k + rtt * (1 - k), k = exp(-dt / tau), dt the time since the
+ * previous sample. So a latency spike is seen immediately, recovery is believed gradually.
+ * tau_ms: BALANCE_EWMA_TAU_MS unless configured; 0 means no memory. */
 void balance_ewma_observe(balance_ewma_t *e, uint64_t rtt_us, uint64_t now_ms, uint64_t tau_ms);
 /* The estimate as read at now_ms: the stored value decayed toward 0 by exp(-dt / tau) for the
  * time without a sample. A server that stopped getting traffic because it was slow thus
- * becomes attractive again and gets probed; its first real answer (peak rule) corrects it.
- * Returns 0 for a server without samples. */
+ * becomes attractive again and gets probed, after about tau * ln(slowdown) (23 s for a 10x
+ * slower server at tau 10 s); its first answer then sets the estimate (peak rule) whether it
+ * is still slow or has recovered. Returns 0 for a server without samples. */
 double balance_ewma_value(const balance_ewma_t *e, uint64_t now_ms, uint64_t tau_ms);
 
 /* splitmix64 step: a small, fast, statistically good generator for picks (not for secrets).
@@ -127,8 +129,7 @@ uint64_t balance_hash_bytes(const void *p, size_t len);
  * weights). server_keys[i]: a stable identity such as "10.0.0.1:8080". weights NULL: all 1;
  * weight 0: no points. Returns NULL on allocation failure or n == 0. The caller frees with
  * balance_ring_free(); the ring is immutable, so threads may share it read-only. */
-balance_ring_t *balance_ring_new(size_t n, const unsigned *weights,
-                                 const char *const *server_keys);
+balance_ring_t *balance_ring_new(size_t n, const unsigned *weights, const char *const *server_keys);
 void balance_ring_free(balance_ring_t *r);
 /* Number of servers and points, for statistics and tests. */
 size_t balance_ring_servers(const balance_ring_t *r);

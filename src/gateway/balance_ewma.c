@@ -28,11 +28,15 @@ static double ewma_keep(uint64_t then_ms, uint64_t now_ms, uint64_t tau_ms)
 void balance_ewma_observe(balance_ewma_t *e, uint64_t rtt_us, uint64_t now_ms, uint64_t tau_ms)
 {
     double rtt = (double)rtt_us;
-    if (!e->sampled || rtt > e->ewma_us) {
+    if (!e->sampled) {
         e->ewma_us = rtt;
     } else {
+        /* Compare with the estimate as p2c saw it, decayed for the quiet time; otherwise the
+         * first fast answer of a server that was idle (and probed because it decayed) would
+         * be mixed with its stale, high value and push it back up. */
         double keep = ewma_keep(e->stamp_ms, now_ms, tau_ms);
-        e->ewma_us = e->ewma_us * keep + rtt * (1.0 - keep);
+        double cur = e->ewma_us * keep;
+        e->ewma_us = rtt >= cur ? rtt : cur * keep + rtt * (1.0 - keep);
     }
     e->sampled = true;
     if (now_ms > e->stamp_ms)

@@ -18,8 +18,8 @@ typedef struct {
 } ring_point_t;
 
 struct balance_ring {
-    size_t n;        /* servers */
-    size_t n_points; /* entries in points */
+    size_t n;             /* servers */
+    size_t n_points;      /* entries in points */
     ring_point_t *points; /* sorted by hash, then server */
     bool *placed;         /* [n]: server has points (weight > 0) */
 };
@@ -73,8 +73,7 @@ static size_t ring_plan(size_t n, const unsigned *weights, size_t *per)
     return sum;
 }
 
-balance_ring_t *balance_ring_new(size_t n, const unsigned *weights,
-                                 const char *const *server_keys)
+balance_ring_t *balance_ring_new(size_t n, const unsigned *weights, const char *const *server_keys)
 {
     balance_ring_t *r = NULL;
     size_t *per = NULL;

@@ -156,6 +156,14 @@ void gateway_reopen_logs(gateway_t *g)
     access_log_reopen(g->alog);
 }
 
+int64_t gateway_server_inflight(gateway_t *g, size_t pool, size_t server)
+{
+    int64_t n = 0;
+    for (unsigned w = 0; w < g->nworkers; w++)
+        n += STAT_GET(g->stats[w]->servers[pool][server].inflight);
+    return n;
+}
+
 state_t *gateway_state(gateway_t *g)
 {
     return g->state;

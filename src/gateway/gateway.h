@@ -34,6 +34,8 @@ void gateway_reopen_logs(gateway_t *g);
  * servers, for the control thread. Lives as long as the gateway. */
 #include "gateway/state.h"
 state_t *gateway_state(gateway_t *g);
+/* Requests in flight to one server, summed over the workers; any thread. */
+int64_t gateway_server_inflight(gateway_t *g, size_t pool, size_t server);
 
 /* Writes every gateway metric family; runs on the control thread and reads
  * the workers' counters with relaxed atomic loads. */

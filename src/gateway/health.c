@@ -33,7 +33,7 @@
 #define HEALTH_MAX_HEAD (16 * 1024)
 #define HEALTH_MAX_FIELDS 100
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
 typedef struct {
     health_t *h;
@@ -111,12 +111,13 @@ static void check_done(health_check_t *c, bool ok, int status)
     st->last_check = now;
     if (t < 0) {
         c->downs++;
-        log_warn("health: pool %s server %s is DOWN after %u failed checks (%s)", c->pool->name,
-                 c->server->address, st->streak_fail, st->last_error);
+        log_warn("health: pool %s server %s is DOWN after %u failed check%s (%s)", c->pool->name,
+                 c->server->address, st->streak_fail, st->streak_fail == 1 ? "" : "s",
+                 st->last_error);
     } else if (t > 0) {
         c->ups++;
-        log_info("health: pool %s server %s is UP after %u successful checks", c->pool->name,
-                 c->server->address, st->streak_ok);
+        log_info("health: pool %s server %s is UP after %u successful check%s", c->pool->name,
+                 c->server->address, st->streak_ok, st->streak_ok == 1 ? "" : "s");
     }
 }
 
@@ -151,8 +152,8 @@ static int response_judge(health_check_t *c, bool eof)
     str_t in = buf_str(&c->in);
     bool head_req = strcmp(hc->method, "HEAD") == 0;
 
-    int r = http_parse_response(&res, in.p, in.len, &lim, head_req, fields, HEALTH_MAX_FIELDS,
-                                &why);
+    int r =
+        http_parse_response(&res, in.p, in.len, &lim, head_req, fields, HEALTH_MAX_FIELDS, &why);
     if (r == -EAGAIN && !eof)
         return -EAGAIN;
     if (r == -EAGAIN) {

@@ -112,8 +112,8 @@ static void test_doc_example_loads_with_every_value(void **state)
     assert_null(l->routes[2].host);
     assert_null(l->routes[2].path);
 
-    assert_int_equal(c->npools, 2);
-    const conf_pool_t *site = &c->pools[0], *api = &c->pools[1];
+    assert_int_equal(c->npools, 3);
+    const conf_pool_t *site = &c->pools[0], *api = &c->pools[1], *dr = &c->pools[2];
     assert_string_equal(site->name, "site");
     assert_string_equal(api->name, "api");
     assert_int_equal(l->routes[0].pool, 1);
@@ -133,6 +133,41 @@ static void test_doc_example_loads_with_every_value(void **state)
     assert_int_equal(api->nservers, 1);
     assert_string_equal(api->servers[0].address, "[::1]:9101");
     assert_int_equal(api->servers[0].addr.ss.ss_family, AF_INET6);
+
+    assert_int_equal(site->slow_start_ms, 0);
+    assert_string_equal(dr->name, "site-dr");
+    assert_int_equal(site->backup, 2);
+    assert_int_equal(site->failover_min_healthy, 1);
+    assert_int_equal(site->failback_after_ms, 30000);
+    assert_int_equal(site->health.type, CONF_HEALTH_HTTP);
+    assert_string_equal(site->health.method, "GET");
+    assert_string_equal(site->health.path, "/healthz");
+    assert_string_equal(site->health.host, "www.example.com");
+    assert_int_equal(site->health.expect_min, 200);
+    assert_int_equal(site->health.expect_max, 399);
+    assert_string_equal(site->health.body, "ok");
+    assert_int_equal(site->health.interval_ms, 2000);
+    assert_int_equal(site->health.timeout_ms, 1000);
+    assert_int_equal(site->health.rise, 2);
+    assert_int_equal(site->health.fall, 3);
+    assert_int_equal(site->outlier.consecutive_errors, 5);
+    assert_int_equal(site->outlier.ejection_ms, 30000);
+    assert_int_equal(site->outlier.max_ejection_ms, 300000);
+    assert_int_equal(site->outlier.max_ejected_ppm, 500000);
+    assert_int_equal(site->retry.attempts, 2);
+    assert_int_equal(site->retry.budget_ppm, 200000);
+    assert_int_equal(site->retry.budget_min, 3);
+    assert_int_equal(site->retry.on, CONF_RETRY_CONNECT | CONF_RETRY_RESET | CONF_RETRY_502 |
+                                         CONF_RETRY_503 | CONF_RETRY_504);
+    assert_false(site->retry.non_idempotent);
+    assert_int_equal(site->retry.body, 65536);
+    assert_int_equal(api->balance, CONF_BALANCE_HASH);
+    assert_int_equal(api->hash, CONF_HASH_HEADER);
+    assert_string_equal(api->hash_name, "X-User");
+    assert_int_equal(api->health.type, CONF_HEALTH_TCP);
+    assert_int_equal(api->backup, SIZE_MAX);
+    assert_int_equal(dr->backup, SIZE_MAX);
+    assert_int_equal(dr->health.type, CONF_HEALTH_NONE);
     conf_unref(c);
 }
 
@@ -178,6 +213,148 @@ static void test_minimal_file_gets_the_documented_defaults(void **state)
     assert_int_equal(p->response_timeout_ms, 30 * 1000);
     assert_int_equal(p->keepalive_timeout_ms, 60 * 1000);
     assert_int_equal(p->keepalive_max, 256);
+
+    /* Availability: everything at its default, health checks off. */
+    assert_int_equal(p->hash, CONF_HASH_SOURCE);
+    assert_null(p->hash_name);
+    assert_int_equal(p->slow_start_ms, 0);
+    assert_int_equal(p->backup, SIZE_MAX);
+    assert_int_equal(p->failover_min_healthy, 1);
+    assert_int_equal(p->failback_after_ms, 30 * 1000);
+    assert_int_equal(p->health.type, CONF_HEALTH_NONE);
+    assert_string_equal(p->health.method, "GET");
+    assert_string_equal(p->health.path, "/");
+    assert_null(p->health.host);
+    assert_int_equal(p->health.expect_min, 200);
+    assert_int_equal(p->health.expect_max, 399);
+    assert_null(p->health.body);
+    assert_int_equal(p->health.interval_ms, 2 * 1000);
+    assert_int_equal(p->health.timeout_ms, 1000);
+    assert_int_equal(p->health.rise, 2);
+    assert_int_equal(p->health.fall, 3);
+    assert_int_equal(p->outlier.consecutive_errors, 5);
+    assert_int_equal(p->outlier.ejection_ms, 30 * 1000);
+    assert_int_equal(p->outlier.max_ejection_ms, 5 * 60 * 1000);
+    assert_int_equal(p->outlier.max_ejected_ppm, 500000);
+    assert_int_equal(p->retry.attempts, 2);
+    assert_int_equal(p->retry.budget_ppm, 200000);
+    assert_int_equal(p->retry.budget_min, 3);
+    assert_int_equal(p->retry.on, CONF_RETRY_CONNECT | CONF_RETRY_RESET | CONF_RETRY_502 |
+                                      CONF_RETRY_503 | CONF_RETRY_504);
+    assert_false(p->retry.non_idempotent);
+    assert_int_equal(p->retry.body, 64 * 1024);
+    conf_unref(c);
+}
+
+/* A listener in front of pool site; POOLS follows "pools:". */
+#define LISTEN_SITE "listeners: { web: { listen: \":80\", routes: [ { pool: site } ] } }\n"
+
+static void test_balance_values_and_hash_keys_are_stored(void **state)
+{
+    (void)state;
+    conf_t *c = load_ok(LISTEN_SITE "pools:\n"
+                                    "  site: { balance: least-conn, servers: [ \":81\" ] }\n"
+                                    "  b: { balance: p2c-ewma, servers: [ \":81\" ] }\n"
+                                    "  c: { balance: round-robin, servers: [ \":81\" ] }\n"
+                                    "  d: { balance: hash, hash: source, servers: [ \":81\" ] }\n"
+                                    "  e: { balance: hash, hash: \"cookie:sid\", servers: [ \":81\" ] }\n"
+                                    "  f: { balance: hash, hash: \"header:X-Tenant-Id\",\n"
+                                    "       servers: [ \":81\" ], slow_start: 1h }\n");
+    assert_int_equal(c->pools[0].balance, CONF_BALANCE_LEAST_CONN);
+    assert_int_equal(c->pools[1].balance, CONF_BALANCE_P2C_EWMA);
+    assert_int_equal(c->pools[2].balance, CONF_BALANCE_ROUND_ROBIN);
+    assert_int_equal(c->pools[3].balance, CONF_BALANCE_HASH);
+    assert_int_equal(c->pools[3].hash, CONF_HASH_SOURCE);
+    assert_null(c->pools[3].hash_name);
+    assert_int_equal(c->pools[4].hash, CONF_HASH_COOKIE);
+    assert_string_equal(c->pools[4].hash_name, "sid");
+    assert_int_equal(c->pools[5].hash, CONF_HASH_HEADER);
+    assert_string_equal(c->pools[5].hash_name, "X-Tenant-Id");
+    assert_int_equal(c->pools[5].slow_start_ms, 3600 * 1000);
+    conf_unref(c);
+}
+
+static void test_health_check_values_are_stored(void **state)
+{
+    (void)state;
+    conf_t *c = load_ok(LISTEN_SITE
+                        "pools:\n"
+                        "  site:\n"
+                        "    servers: [ \":81\" ]\n"
+                        "    health: { type: http, method: HEAD, path: \"/health?deep=1\",\n"
+                        "              host: \"h.example:8080\", expect: 204, body: \"all good\",\n"
+                        "              interval: 100ms, timeout: 99ms, rise: 1, fall: 100 }\n"
+                        "  tcp: { servers: [ \":81\" ], health: { type: tcp, expect: 100-599 } }\n");
+    const conf_health_t *h = &c->pools[0].health;
+    assert_int_equal(h->type, CONF_HEALTH_HTTP);
+    assert_string_equal(h->method, "HEAD");
+    assert_string_equal(h->path, "/health?deep=1");
+    assert_string_equal(h->host, "h.example:8080");
+    assert_int_equal(h->expect_min, 204);
+    assert_int_equal(h->expect_max, 204);
+    assert_string_equal(h->body, "all good");
+    assert_int_equal(h->interval_ms, 100);
+    assert_int_equal(h->timeout_ms, 99);
+    assert_int_equal(h->rise, 1);
+    assert_int_equal(h->fall, 100);
+    h = &c->pools[1].health;
+    assert_int_equal(h->type, CONF_HEALTH_TCP);
+    assert_int_equal(h->expect_min, 100);
+    assert_int_equal(h->expect_max, 599);
+    assert_string_equal(h->path, "/"); /* the rest at their defaults */
+    assert_int_equal(h->interval_ms, 2000);
+    conf_unref(c);
+}
+
+static void test_backup_chain_and_failover_are_resolved(void **state)
+{
+    (void)state;
+    conf_t *c = load_ok(LISTEN_SITE
+                        "pools:\n"
+                        "  site:\n"
+                        "    servers: [ \":81\", \":82\", \":83\" ]\n"
+                        "    backup: dr\n"
+                        "    failover: { min_healthy: 3, failback_after: 0 }\n"
+                        "  last: { servers: [ \":91\" ] }\n"
+                        "  dr: { servers: [ \":90\" ], backup: last }\n");
+    assert_int_equal(c->pools[0].backup, 2);
+    assert_int_equal(c->pools[0].failover_min_healthy, 3);
+    assert_int_equal(c->pools[0].failback_after_ms, 0);
+    assert_int_equal(c->pools[2].backup, 1);
+    assert_int_equal(c->pools[2].failover_min_healthy, 1);
+    assert_int_equal(c->pools[2].failback_after_ms, 30000);
+    assert_int_equal(c->pools[1].backup, SIZE_MAX);
+    conf_unref(c);
+}
+
+static void test_outlier_and_retry_values_are_stored(void **state)
+{
+    (void)state;
+    conf_t *c = load_ok(LISTEN_SITE
+                        "pools:\n"
+                        "  site:\n"
+                        "    servers: [ \":81\" ]\n"
+                        "    outlier: { consecutive_errors: 0, ejection: 1s, max_ejection: 1s,\n"
+                        "               max_ejected: 12.5% }\n"
+                        "    retry: { attempts: 10, budget: 100%, budget_min: 0,\n"
+                        "             on: [ timeout, 500, 504 ], non_idempotent: true, body: 1m }\n"
+                        "  none: { servers: [ \":81\" ], retry: { attempts: 0, on: [], body: 0 } }\n");
+    const conf_pool_t *p = &c->pools[0];
+    assert_int_equal(p->outlier.consecutive_errors, 0);
+    assert_int_equal(p->outlier.ejection_ms, 1000);
+    assert_int_equal(p->outlier.max_ejection_ms, 1000);
+    assert_int_equal(p->outlier.max_ejected_ppm, 125000);
+    assert_int_equal(p->retry.attempts, 10);
+    assert_int_equal(p->retry.budget_ppm, 1000000);
+    assert_int_equal(p->retry.budget_min, 0);
+    assert_int_equal(p->retry.on, CONF_RETRY_TIMEOUT | CONF_RETRY_500 | CONF_RETRY_504);
+    assert_true(p->retry.non_idempotent);
+    assert_int_equal(p->retry.body, 1 << 20);
+    p = &c->pools[1];
+    assert_int_equal(p->retry.attempts, 0);
+    assert_int_equal(p->retry.on, 0);
+    assert_int_equal(p->retry.body, 0);
+    assert_int_equal(p->retry.budget_ppm, 200000);
     conf_unref(c);
 }
 
@@ -326,14 +503,10 @@ static const error_case_t error_cases[] = {
      "t.yaml:2:1: 'monitors' is not supported yet in this version\n"},
     {"planned nested key",
      "listeners:\n"
-     "  web: { listen: \":80\", shield: default, routes: [ { pool: site } ] }\n"
-     "pools: { site: { servers: [ \":81\" ], health: { type: http } } }\n",
+     "  web: { listen: \":80\", shield: default, tls: {}, routes: [ { pool: site } ] }\n"
+     "pools: { site: { servers: [ \":81\" ] } }\n",
      "t.yaml:2:25: 'shield' is not supported yet in this version\n"
-     "t.yaml:3:38: 'health' is not supported yet in this version\n"},
-    {"planned balance",
-     "listeners: { web: { listen: \":80\", routes: [ { pool: site } ] } }\n"
-     "pools: { site: { balance: p2c-ewma, servers: [ \":81\" ] } }\n",
-     "t.yaml:2:27: pools.site.balance: 'p2c-ewma' is not supported yet in this version\n"},
+     "t.yaml:2:42: 'tls' is not supported yet in this version\n"},
     {"bad duration", "drain_timeout: fast\n" BASE,
      "t.yaml:1:16: drain_timeout: expected a duration like 2s or 250ms, got 'fast'\n"},
     {"bare number as a duration", "drain_timeout: 30\n" BASE,
@@ -575,6 +748,186 @@ static const error_case_t error_cases[] = {
      "2:29); use weight to give it a larger share\n"
      "t.yaml:2:72: pools.site.servers[4]: server [::1]:81 is already in this pool (first at "
      "2:29); use weight to give it a larger share\n"},
+    /* ---- availability keys of pools */
+    {"balance typo", LISTEN_SITE "pools: { site: { balance: least_conn, servers: [ \":81\" ] } }\n",
+     "t.yaml:2:27: pools.site.balance: expected one of round-robin, least-conn, p2c-ewma, hash, "
+     "got 'least_conn'; did you mean 'least-conn'?\n"},
+    {"balance hash without a hash key",
+     LISTEN_SITE "pools: { site: { balance: hash, servers: [ \":81\" ] } }\n",
+     "t.yaml:2:27: pools.site: balance: hash needs a hash key (hash: source, header:NAME or "
+     "cookie:NAME)\n"},
+    {"hash key without balance hash",
+     LISTEN_SITE "pools:\n  site: { hash: source, servers: [ \":81\" ] }\n"
+     "  b: { balance: least-conn, hash: \"cookie:s\", servers: [ \":81\" ] }\n",
+     "t.yaml:3:17: pools.site: hash is only used with balance: hash\n"
+     "t.yaml:4:35: pools.b: hash is only used with balance: hash\n"},
+    {"bad hash keys",
+     LISTEN_SITE "pools:\n"
+     "  site:\n"
+     "    balance: hash\n"
+     "    hash: ip\n"
+     "    servers: [ \":81\" ]\n"
+     "  b: { balance: hash, hash: \"header:\", servers: [ \":81\" ] }\n"
+     "  c: { balance: hash, hash: \"cookie:a b\", servers: [ \":81\" ] }\n"
+     "  d: { balance: hash, hash: \"header:"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\", servers: [ \":81\" ] }\n"
+     "  e: { balance: hash, hash: [ source ], servers: [ \":81\" ] }\n",
+     "t.yaml:5:11: pools.site.hash: expected source, header:NAME or cookie:NAME, got 'ip'\n"
+     "t.yaml:7:29: pools.b.hash: the name in 'header:' must be 1 to 64 letters, digits or "
+     "!#$%&'*+-.^_`|~\n"
+     "t.yaml:8:29: pools.c.hash: the name in 'cookie:a b' must be 1 to 64 letters, digits or "
+     "!#$%&'*+-.^_`|~\n"
+     "t.yaml:9:29: pools.d.hash: the name in "
+     "'header:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' must be 1 to 64 letters, "
+     "digits or !#$%&'*+-.^_`|~\n"
+     "t.yaml:10:29: pools.e.hash: expected source, header:NAME or cookie:NAME, got a list\n"},
+    {"slow start too long", LISTEN_SITE "pools: { site: { slow_start: 2h, servers: [ \":81\" ] } }\n",
+     "t.yaml:2:30: pools.site.slow_start: must be between 0 and 1h, got '2h'\n"},
+    {"dangling backup",
+     LISTEN_SITE "pools:\n  site: { backup: nope, servers: [ \":81\" ] }\n"
+     "  dr: { servers: [ \":82\" ] }\n",
+     "t.yaml:3:19: pool 'site' names pool 'nope', which does not exist; pools are: site, dr\n"},
+    {"pool is its own backup",
+     LISTEN_SITE "pools:\n  site: { backup: site, servers: [ \":81\" ] }\n",
+     "t.yaml:3:19: pool 'site' names itself as its backup\n"},
+    {"backup cycle of two",
+     LISTEN_SITE "pools:\n"
+     "  site: { servers: [ \":81\" ] }\n"
+     "  a: { backup: b, servers: [ \":81\" ] }\n"
+     "  b: { backup: a, servers: [ \":82\" ] }\n",
+     "t.yaml:4:16: backup pools form a cycle: a -> b -> a\n"},
+    {"backup cycles reached through a chain",
+     LISTEN_SITE "pools:\n"
+     "  site: { backup: c, servers: [ \":81\" ] }\n"
+     "  c: { backup: a, servers: [ \":81\" ] }\n"
+     "  a: { backup: b, servers: [ \":81\" ] }\n"
+     "  b: { backup: c, servers: [ \":81\" ] }\n"
+     "  x: { backup: y, servers: [ \":81\" ] }\n"
+     "  y: { backup: x, servers: [ \":81\" ] }\n",
+     "t.yaml:4:16: backup pools form a cycle: c -> a -> b -> c\n"
+     "t.yaml:7:16: backup pools form a cycle: x -> y -> x\n"},
+    {"failover without backup",
+     LISTEN_SITE "pools:\n"
+     "  site: { failover: { min_healthy: 1 }, servers: [ \":81\" ] }\n"
+     "  b: { failover: {}, servers: [ \":81\" ] }\n",
+     "t.yaml:3:11: pools.site: failover needs a backup pool\n"
+     "t.yaml:4:8: pools.b: failover needs a backup pool\n"},
+    {"failover needs more healthy servers than the pool has",
+     LISTEN_SITE "pools:\n"
+     "  site:\n"
+     "    servers: [ \":81\", \":82\" ]\n"
+     "    backup: dr\n"
+     "    failover: { min_healthy: 3, failback_after: 2d }\n"
+     "  dr: { servers: [ \":90\" ], backup: site, failover: { min_healthy: 0 } }\n",
+     "t.yaml:5:13: backup pools form a cycle: site -> dr -> site\n"
+     "t.yaml:6:30: pools.site: failover.min_healthy (3) must be at most the number of servers of "
+     "the pool (2)\n"
+     "t.yaml:6:49: pools.site.failover.failback_after: must be between 0 and 1d, got '2d'\n"
+     "t.yaml:7:68: pools.dr.failover.min_healthy: must be between 1 and 1000, got '0'\n"},
+    {"health without a type",
+     LISTEN_SITE "pools:\n  site: { health: { path: /h }, servers: [ \":81\" ] }\n"
+     "  b: { health: {}, servers: [ \":81\" ] }\n"
+     "  c: { health: { type: }, servers: [ \":81\" ] }\n",
+     "t.yaml:3:11: pools.site.health: missing required key 'type'\n"
+     "t.yaml:4:8: pools.b.health: missing required key 'type'\n"
+     "t.yaml:5:18: pools.c.health.type: a value is required\n"},
+    {"bad health values",
+     LISTEN_SITE "pools:\n"
+     "  site:\n"
+     "    servers: [ \":81\" ]\n"
+     "    health:\n"
+     "      type: udp\n"
+     "      method: \"GE T\"\n"
+     "      path: healthz\n"
+     "      interval: 50ms\n"
+     "      rise: 0\n"
+     "      fall: 101\n"
+     "      host: \"\"\n"
+     "  b: { health: { type: http, path: \"/a b\", interval: 2h } , servers: [ \":81\" ] }\n",
+     "t.yaml:6:13: pools.site.health.type: expected one of http, tcp, got 'udp'\n"
+     "t.yaml:7:15: pools.site.health.method: 'GE T' is not an HTTP token: use letters, digits "
+     "and !#$%&'*+-.^_`|~\n"
+     "t.yaml:8:13: pools.site.health.path: must start with '/', got 'healthz'\n"
+     "t.yaml:9:17: pools.site.health.interval: must be between 100ms and 1h, got '50ms'\n"
+     "t.yaml:10:13: pools.site.health.rise: must be between 1 and 100, got '0'\n"
+     "t.yaml:11:13: pools.site.health.fall: must be between 1 and 100, got '101'\n"
+     "t.yaml:12:13: pools.site.health.host: must not be empty\n"
+     "t.yaml:13:36: pools.b.health.path: cannot contain a space or '#', got '/a b'\n"
+     "t.yaml:13:54: pools.b.health.interval: must be between 100ms and 1h, got '2h'\n"},
+    {"bad health expect",
+     LISTEN_SITE "pools:\n"
+     "  site: { health: { type: http, expect: 99 }, servers: [ \":81\" ] }\n"
+     "  b: { health: { type: http, expect: 400-200 }, servers: [ \":81\" ] }\n"
+     "  c: { health: { type: http, expect: 2xx }, servers: [ \":81\" ] }\n"
+     "  d: { health: { type: http, expect: \"200-\" }, servers: [ \":81\" ] }\n"
+     "  e: { health: { type: http, expect: 200-600 }, servers: [ \":81\" ] }\n"
+     "  f: { health: { type: http, expect: [ 200 ] }, servers: [ \":81\" ] }\n"
+     "  g: { health: { type: http, expect: \"-200\" }, servers: [ \":81\" ] }\n",
+     "t.yaml:3:41: pools.site.health.expect: status codes must be between 100 and 599, got '99'\n"
+     "t.yaml:4:38: pools.b.health.expect: the range '400-200' is empty: its first code is above "
+     "its last\n"
+     "t.yaml:5:38: pools.c.health.expect: expected a status code like 200 or a range like "
+     "200-399, got '2xx'\n"
+     "t.yaml:6:38: pools.d.health.expect: expected a status code like 200 or a range like "
+     "200-399, got '200-'\n"
+     "t.yaml:7:38: pools.e.health.expect: status codes must be between 100 and 599, got "
+     "'200-600'\n"
+     "t.yaml:8:38: pools.f.health.expect: expected a status code like 200 or a range like "
+     "200-399, got a list\n"
+     "t.yaml:9:38: pools.g.health.expect: expected a status code like 200 or a range like "
+     "200-399, got '-200'\n"},
+    {"health timeout not below its interval",
+     LISTEN_SITE "pools:\n"
+     "  site: { health: { type: tcp, interval: 1s }, servers: [ \":81\" ] }\n"
+     "  b: { health: { type: tcp, interval: 1s, timeout: 1500ms }, servers: [ \":81\" ] }\n",
+     "t.yaml:3:42: pools.site: health.timeout (1s) must be less than health.interval (1s)\n"
+     "t.yaml:4:52: pools.b: health.timeout (1500ms) must be less than health.interval (1s)\n"},
+    {"bad outlier values",
+     LISTEN_SITE "pools:\n"
+     "  site:\n"
+     "    servers: [ \":81\" ]\n"
+     "    outlier: { consecutive_errors: 1001, ejection: 500ms, max_ejected: 150% }\n"
+     "  b: { outlier: { max_ejection: 10s }, servers: [ \":81\" ] }\n"
+     "  c: { outlier: { ejection: 2m, max_ejection: 1m }, servers: [ \":81\" ] }\n"
+     "  d: { outlier: { max_ejected: 50 }, servers: [ \":81\" ] }\n",
+     "t.yaml:5:36: pools.site.outlier.consecutive_errors: must be between 0 and 1000, got "
+     "'1001'\n"
+     "t.yaml:5:52: pools.site.outlier.ejection: must be between 1s and 1d, got '500ms'\n"
+     "t.yaml:5:72: pools.site.outlier.max_ejected: must be between 0% and 100%, got '150%'\n"
+     "t.yaml:6:33: pools.b: outlier.ejection (30s) must be at most outlier.max_ejection (10s)\n"
+     "t.yaml:7:29: pools.c: outlier.ejection (2m) must be at most outlier.max_ejection (1m)\n"
+     "t.yaml:8:32: pools.d.outlier.max_ejected: expected a percentage like 99.9%, got '50'\n"},
+    {"bad retry values",
+     LISTEN_SITE "pools:\n"
+     "  site:\n"
+     "    servers: [ \":81\" ]\n"
+     "    retry:\n"
+     "      attempts: 11\n"
+     "      budget: 101%\n"
+     "      budget_min: 1001\n"
+     "      non_idempotent: yes\n"
+     "      body: 2m\n"
+     "  b: { retry: { on: connect }, servers: [ \":81\" ] }\n",
+     "t.yaml:6:17: pools.site.retry.attempts: must be between 0 and 10, got '11'\n"
+     "t.yaml:7:15: pools.site.retry.budget: must be between 0% and 100%, got '101%'\n"
+     "t.yaml:8:19: pools.site.retry.budget_min: must be between 0 and 1000, got '1001'\n"
+     "t.yaml:9:23: pools.site.retry.non_idempotent: expected true or false, got 'yes'\n"
+     "t.yaml:10:13: pools.site.retry.body: must be between 0 and 1m, got '2m'\n"
+     "t.yaml:11:21: pools.b.retry.on: expected a list, each one of connect, reset, timeout, 500, "
+     "502, 503, 504, got 'connect'\n"},
+    {"bad retry conditions",
+     LISTEN_SITE "pools:\n"
+     "  site:\n"
+     "    servers: [ \":81\" ]\n"
+     "    retry: { on: [ connect, 502, rest, 502, 429, { a: 1 }, connect ] }\n",
+     "t.yaml:5:34: pools.site.retry.on[2]: expected one of connect, reset, timeout, 500, 502, "
+     "503, 504, got 'rest'; did you mean 'reset'?\n"
+     "t.yaml:5:40: pools.site.retry.on[3]: '502' is listed twice (first at 5:29)\n"
+     "t.yaml:5:45: pools.site.retry.on[4]: expected one of connect, reset, timeout, 500, 502, "
+     "503, 504, got '429'\n"
+     "t.yaml:5:50: pools.site.retry.on[5]: expected one of connect, reset, timeout, 500, 502, "
+     "503, 504, got a map\n"
+     "t.yaml:5:60: pools.site.retry.on[6]: 'connect' is listed twice (first at 5:20)\n"},
     {"duplicate keys",
      "workers: 1\n"
      "listeners:\n"
@@ -941,7 +1294,13 @@ static void test_reference_documents_every_key(void **state)
         "### `pools.<name>.servers[].weight`",
         "### `pools.<name>.keepalive`",
         "- `tls`: ",
-        "- `pools.<name>.health`: ",
+        "### `pools.<name>.hash`",
+        "### `pools.<name>.slow_start`",
+        "### `pools.<name>.backup`",
+        "### `pools.<name>.failover.min_healthy`",
+        "### `pools.<name>.health.expect`",
+        "### `pools.<name>.outlier.max_ejected`",
+        "### `pools.<name>.retry.on`",
         "## Complete example",
     };
     char *doc = NULL;
@@ -960,6 +1319,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_doc_example_loads_with_every_value),
         cmocka_unit_test(test_minimal_file_gets_the_documented_defaults),
+        cmocka_unit_test(test_balance_values_and_hash_keys_are_stored),
+        cmocka_unit_test(test_health_check_values_are_stored),
+        cmocka_unit_test(test_backup_chain_and_failover_are_resolved),
+        cmocka_unit_test(test_outlier_and_retry_values_are_stored),
         cmocka_unit_test(test_json_file_is_accepted),
         cmocka_unit_test(test_json_errors_have_positions_too),
         cmocka_unit_test(test_off_values_disable_admin_and_access_log),

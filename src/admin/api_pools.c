@@ -1,0 +1,188 @@
+/* The pools API of the admin listener: what every server of every pool is
+ * doing (GET /api/v1/pools, JSON or ?format=text for `surety status`), and
+ * maintenance without a reload (POST /api/v1/servers/{drain,disable,enable}
+ * ?pool=NAME&server=ADDRESS). Runs on the control thread. */
+#include "admin/api_pools.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+static const char *health_name(uint8_t h)
+{
+    return h == SRV_UP ? "up" : "down";
+}
+
+static const char *admin_name(uint8_t a)
+{
+    return a == SRV_ENABLED ? "enabled" : a == SRV_DRAINING ? "draining" : "disabled";
+}
+
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+/* The value of NAME in a query string (no percent-decoding: pool names and
+ * addresses need none). Empty view when absent. */
+static str_t query_param(str_t q, const char *name)
+{
+    str_t key = str_cstr(name);
+    while (q.len) {
+        const char *amp = memchr(q.p, '&', q.len);
+        str_t kv = str_from(q.p, amp ? (size_t)(amp - q.p) : q.len);
+        if (kv.len > key.len && kv.p[key.len] == '=' && !memcmp(kv.p, key.p, key.len))
+            return str_from(kv.p + key.len + 1, kv.len - key.len - 1);
+        if (!amp)
+            break;
+        q.len -= (size_t)(amp - q.p) + 1;
+        q.p = amp + 1;
+    }
+    return STR_NULL;
+}
+
+static json_t *server_json(const api_pools_t *a, size_t p, size_t i, uint64_t now)
+{
+    const server_state_t *s = &a->state->pools[p].servers[i];
+    uint64_t ejected_until = LOAD(s->ejected_until);
+    json_t *o = json_object();
+    json_object_set_new(o, "address", json_string(s->address));
+    json_object_set_new(o, "weight", json_integer(s->weight));
+    json_object_set_new(o, "health", json_string(health_name(LOAD(s->health))));
+    json_object_set_new(o, "admin", json_string(admin_name(LOAD(s->admin))));
+    json_object_set_new(o, "usable", json_boolean(state_server_usable(s, now)));
+    json_object_set_new(o, "inflight", json_integer(gateway_server_inflight(a->gateway, p, i)));
+    json_object_set_new(o, "ejected_for_ms",
+                        json_integer(ejected_until > now ? (json_int_t)(ejected_until - now) : 0));
+    json_object_set_new(o, "ejections", json_integer(LOAD(s->ejections)));
+    json_object_set_new(o, "consecutive_errors", json_integer(LOAD(s->consecutive_errors)));
+    if (s->last_check) {
+        json_t *c = json_object();
+        json_object_set_new(c, "ago_ms", json_integer((json_int_t)(now - s->last_check)));
+        json_object_set_new(c, "status", json_integer(s->last_status));
+        json_object_set_new(c, "error", json_string(s->last_error));
+        json_object_set_new(o, "last_check", c);
+    } else {
+        json_object_set_new(o, "last_check", json_null());
+    }
+    return o;
+}
+
+static int write_text(const api_pools_t *a, admin_response_t *res, uint64_t now)
+{
+    const conf_t *conf = a->conf;
+    for (size_t p = 0; p < conf->npools; p++) {
+        const pool_state_t *ps = &a->state->pools[p];
+        size_t serving = LOAD(ps->serving);
+        admin_response_printf(res, "pool %s: %zu/%zu usable", ps->name,
+                              state_pool_usable(ps, now), ps->nservers);
+        if (serving != p)
+            admin_response_printf(res, ", FAILED OVER to %s", conf->pools[serving].name);
+        if (conf->pools[p].backup != SIZE_MAX)
+            admin_response_printf(res, " (backup %s, %llu failovers/failbacks)",
+                                  conf->pools[conf->pools[p].backup].name,
+                                  (unsigned long long)ps->failovers);
+        admin_response_printf(res, "\n  %-24s %6s %-5s %-9s %-6s %8s %9s  %s\n", "SERVER",
+                              "WEIGHT", "STATE", "ADMIN", "USABLE", "INFLIGHT", "EJECTED", "LAST CHECK");
+        for (size_t i = 0; i < ps->nservers; i++) {
+            const server_state_t *s = &ps->servers[i];
+            uint64_t until = LOAD(s->ejected_until);
+            char ej[32] = "-", chk[160] = "-";
+            if (until > now)
+                snprintf(ej, sizeof(ej), "%llus", (unsigned long long)((until - now + 999) / 1000));
+            if (s->last_check)
+                snprintf(chk, sizeof(chk), "%llums ago: %s", (unsigned long long)(now - s->last_check),
+                         s->last_error[0] ? s->last_error : "ok");
+            admin_response_printf(res, "  %-24s %6u %-5s %-9s %-6s %8lld %9s  %s\n", s->address,
+                                  s->weight, health_name(LOAD(s->health)),
+                                  admin_name(LOAD(s->admin)),
+                                  state_server_usable(s, now) ? "yes" : "no",
+                                  (long long)gateway_server_inflight(a->gateway, p, i), ej, chk);
+        }
+    }
+    return 0;
+}
+
+int api_pools_get(const admin_request_t *req, admin_response_t *res, void *ud)
+{
+    const api_pools_t *a = ud;
+    uint64_t now = loop_now(a->loop);
+    if (str_eq(query_param(req->query, "format"), STR_LIT("text")))
+        return write_text(a, res, now);
+    json_t *pools = json_array();
+    for (size_t p = 0; p < a->conf->npools; p++) {
+        const pool_state_t *ps = &a->state->pools[p];
+        const conf_pool_t *pc = &a->conf->pools[p];
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(ps->name));
+        json_object_set_new(o, "serving", json_string(a->conf->pools[LOAD(ps->serving)].name));
+        json_object_set_new(o, "backup", pc->backup == SIZE_MAX
+                                             ? json_null()
+                                             : json_string(a->conf->pools[pc->backup].name));
+        json_object_set_new(o, "failovers", json_integer((json_int_t)ps->failovers));
+        json_object_set_new(o, "usable", json_integer((json_int_t)state_pool_usable(ps, now)));
+        json_t *servers = json_array();
+        for (size_t i = 0; i < ps->nservers; i++)
+            json_array_append_new(servers, server_json(a, p, i, now));
+        json_object_set_new(o, "servers", servers);
+        json_array_append_new(pools, o);
+    }
+    json_t *root = json_object();
+    json_object_set_new(root, "pools", pools);
+    char *text = json_dumps(root, JSON_INDENT(1));
+    json_decref(root);
+    if (!text)
+        return -ENOMEM;
+    admin_response_type(res, "application/json");
+    int r = admin_response_append(res, text, strlen(text));
+    free(text);
+    return r < 0 ? r : admin_response_append(res, "\n", 1);
+}
+
+static server_state_t *find_server(const api_pools_t *a, str_t pool, str_t server)
+{
+    for (size_t p = 0; p < a->state->npools; p++) {
+        pool_state_t *ps = &a->state->pools[p];
+        if (!str_eq(str_cstr(ps->name), pool))
+            continue;
+        for (size_t i = 0; i < ps->nservers; i++)
+            if (str_eq(str_cstr(ps->servers[i].address), server))
+                return &ps->servers[i];
+    }
+    return NULL;
+}
+
+static int set_admin(const admin_request_t *req, admin_response_t *res, const api_pools_t *a,
+                     uint8_t to)
+{
+    str_t pool = query_param(req->query, "pool"), server = query_param(req->query, "server");
+    if (!pool.len || !server.len)
+        return admin_response_error(res, 400, "give ?pool=NAME&server=ADDRESS");
+    server_state_t *s = find_server(a, pool, server);
+    if (!s)
+        return admin_response_error(res, 404, "no such pool and server");
+    uint8_t was = __atomic_exchange_n(&s->admin, to, __ATOMIC_RELAXED);
+    if (to == SRV_ENABLED && was != SRV_ENABLED)
+        __atomic_store_n(&s->back_since, loop_now(a->loop), __ATOMIC_RELAXED);
+    log_info("admin: pool %s server %s: %s -> %s", s->pool, s->address, admin_name(was),
+             admin_name(to));
+    admin_response_type(res, "application/json");
+    return admin_response_printf(res, "{\"pool\": \"%s\", \"server\": \"%s\", \"admin\": \"%s\"}\n",
+                                 s->pool, s->address, admin_name(to));
+}
+
+int api_servers_drain(const admin_request_t *req, admin_response_t *res, void *ud)
+{
+    return set_admin(req, res, ud, SRV_DRAINING);
+}
+
+int api_servers_disable(const admin_request_t *req, admin_response_t *res, void *ud)
+{
+    return set_admin(req, res, ud, SRV_DISABLED);
+}
+
+int api_servers_enable(const admin_request_t *req, admin_response_t *res, void *ud)
+{
+    return set_admin(req, res, ud, SRV_ENABLED);
+}
