@@ -152,8 +152,10 @@ void conf_parse_hash(conf_ctx_t *ctx, const char *path, const conf_key_t *k, con
         if (len < pl || memcmp(s, kinds[i].prefix, pl) != 0)
             continue;
         if (!is_token(s + pl, len - pl) || len - pl > NAME_MAX_LEN) {
-            conf_ctx_error(ctx, m, "%s: the name in %s must be 1 to %d letters, digits or "
-                           "!#$%%&'*+-.^_`|~", path, q, NAME_MAX_LEN);
+            conf_ctx_error(ctx, m,
+                           "%s: the name in %s must be 1 to %d letters, digits or "
+                           "!#$%%&'*+-.^_`|~",
+                           path, q, NAME_MAX_LEN);
             return;
         }
         if (!(*name = conf_arena_strndup(ctx->arena, s + pl, len - pl))) {
@@ -195,8 +197,8 @@ void conf_parse_status_range(conf_ctx_t *ctx, const char *path, const conf_key_t
         return;
     }
     if (lo > hi) {
-        conf_ctx_error(ctx, m, "%s: the range %s is empty: its first code is above its last",
-                       path, q);
+        conf_ctx_error(ctx, m, "%s: the range %s is empty: its first code is above its last", path,
+                       q);
         return;
     }
     *(unsigned *)((char *)obj + k->off) = (unsigned)lo;

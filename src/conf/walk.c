@@ -488,6 +488,7 @@ static void flag_add(conf_ctx_t *ctx, const char *path, const conf_key_t *k, con
     char q[CONF_QUOTE_MAX], expect[256];
     size_t n = 0;
     for (; k->values[n]; n++) {
+        assert(n < 32); /* one bit of an unsigned each */
         if (strlen(k->values[n]) != len || memcmp(k->values[n], s, len) != 0)
             continue;
         if (*bits & (1u << n)) {
@@ -507,8 +508,8 @@ static void flag_add(conf_ctx_t *ctx, const char *path, const conf_key_t *k, con
     conf_quote(q, sizeof(q), s, len);
     one_of(k, expect, sizeof(expect));
     if (guess)
-        conf_ctx_error(ctx, v->mark, "%s: expected %s, got %s; did you mean '%s'?", path, expect,
-                       q, guess);
+        conf_ctx_error(ctx, v->mark, "%s: expected %s, got %s; did you mean '%s'?", path, expect, q,
+                       guess);
     else
         conf_ctx_error(ctx, v->mark, "%s: expected %s, got %s", path, expect, q);
 }

@@ -33,6 +33,7 @@ enum { IDLE = 0, PROGRESS = 1, CLOSED = -1 };
 static void client_io_cb(loop_t *loop, loop_io_t *io, uint32_t ev);
 static void client_timer_cb(loop_t *loop, loop_timer_t *t);
 static bool request_sent(const client_t *c);
+static void observe_latency(client_t *c);
 static void tx_detach_all(client_t *c);
 
 static const conf_listener_t *lconf(const client_t *c)
@@ -341,6 +342,72 @@ static bool was_tried(const client_t *c, const server_t *srv)
     return false;
 }
 
+/* The pool's algorithm over w->usable, with weights ramped by slow start. */
+static int balance_pick(client_t *c, size_t p, uint64_t now)
+{
+    worker_t *w = c->w;
+    const conf_pool_t *pc = &w->conf->pools[p];
+    pool_t *pl = &w->pools[p];
+    const unsigned *weights = w->weights[p];
+    if (pc->slow_start_ms) {
+        const pool_state_t *ps = &w->state->pools[p];
+        for (size_t i = 0; i < pc->nservers; i++)
+            pl->eff_weight[i] = balance_slow_start_weight(
+                w->weights[p][i], __atomic_load_n(&ps->servers[i].back_since, __ATOMIC_RELAXED),
+                now, pc->slow_start_ms);
+        weights = pl->eff_weight;
+    }
+    switch (pc->balance) {
+    case CONF_BALANCE_LEAST_CONN:
+        return balance_least_conn_pick(&pl->rr, pc->nservers, weights, pl->inflight, w->usable);
+    case CONF_BALANCE_P2C_EWMA:
+        return balance_p2c_pick(&w->rng, pc->nservers, pl->ewma, pl->inflight, weights, w->usable,
+                                now, BALANCE_EWMA_TAU_MS);
+    case CONF_BALANCE_HASH:
+        return balance_ring_pick(pl->ring, c->tx.hash_key, pl->inflight, w->usable,
+                                 BALANCE_RING_LOAD_FACTOR);
+    case CONF_BALANCE_ROUND_ROBIN:
+        break;
+    }
+    return balance_rr_pick(&pl->rr, weights, w->usable);
+}
+
+/* The value of cookie `name` in the request's Cookie fields, or empty. */
+static str_t cookie_value(const http_request_t *req, str_t name)
+{
+    for (size_t i = 0; i < req->nfields; i++) {
+        if (!str_case_eq(req->fields[i].name, STR_LIT("Cookie")))
+            continue;
+        str_t rest = req->fields[i].value;
+        while (rest.len) {
+            str_t pair = str_next_token(&rest, ';');
+            if (pair.len > name.len && pair.p[name.len] == '=' &&
+                !memcmp(pair.p, name.p, name.len))
+                return str_from(pair.p + name.len + 1, pair.len - name.len - 1);
+        }
+    }
+    return STR_NULL;
+}
+
+/* balance: hash — the key of this request: the client's address, a
+ * header's value or a cookie's value (absent: the client's address, so
+ * that such requests still spread). */
+static uint64_t request_hash_key(const client_t *c, const conf_pool_t *pc,
+                                 const http_request_t *req)
+{
+    str_t v = STR_NULL;
+    if (pc->hash == CONF_HASH_HEADER) {
+        const http_field_t *f = http_field_find(req->fields, req->nfields, str_cstr(pc->hash_name));
+        if (f)
+            v = f->value;
+    } else if (pc->hash == CONF_HASH_COOKIE) {
+        v = cookie_value(req, str_cstr(pc->hash_name));
+    }
+    if (!v.len)
+        v = str_from(c->peer_ip, c->peer_ip_len);
+    return balance_hash_bytes(v.p, v.len);
+}
+
 /* A usable server not tried yet by this transaction: from the pool that
  * serves the route's pool now (itself, or its backup after a failover), then
  * down that pool's backup chain, so that a retry can reach the DR pool
@@ -362,7 +429,7 @@ static server_t *pick_server(client_t *c)
         }
         if (!any)
             continue;
-        int idx = balance_rr_pick(&w->pools[cur].rr, w->weights[cur], w->usable);
+        int idx = balance_pick(c, cur, now);
         if (idx >= 0)
             return &w->pools[cur].servers[idx];
     }
@@ -372,6 +439,8 @@ static server_t *pick_server(client_t *c)
 static void tx_attach(client_t *c, server_t *srv)
 {
     c->tx.server = srv;
+    c->w->pools[srv->pool].inflight[srv->index]++;
+    c->tx.sent_ms = loop_now(c->w->loop);
     if (c->tx.ntried < GW_MAX_TRIES)
         c->tx.tried[c->tx.ntried++] = srv;
     STAT_INC(srv->stats->inflight);
@@ -384,8 +453,10 @@ static void tx_attach(client_t *c, server_t *srv)
 /* The transaction no longer occupies its server (done, failed, retried). */
 static void tx_detach(client_t *c)
 {
-    if (c->tx.server) {
-        STAT_DEC(c->tx.server->stats->inflight);
+    server_t *srv = c->tx.server;
+    if (srv) {
+        STAT_DEC(srv->stats->inflight);
+        c->w->pools[srv->pool].inflight[srv->index]--;
         c->tx.server = NULL;
     }
 }
@@ -407,6 +478,7 @@ static void report_failure(client_t *c)
     server_t *srv = c->tx.server;
     if (!srv)
         return;
+    observe_latency(c);
     const conf_pool_t *pc = &c->w->conf->pools[srv->pool];
     pool_state_t *ps = &c->w->state->pools[srv->pool];
     server_state_t *ss = &ps->servers[srv->index];
@@ -426,9 +498,21 @@ static void tx_detach_all(client_t *c)
     tx_uncount(c);
 }
 
+/* p2c-ewma: the time this server took, success or not (a server that
+ * fails slowly must look slow). */
+static void observe_latency(client_t *c)
+{
+    server_t *srv = c->tx.server;
+    uint64_t now = loop_now(c->w->loop);
+    if (srv && c->w->conf->pools[srv->pool].balance == CONF_BALANCE_P2C_EWMA)
+        balance_ewma_observe(&c->w->pools[srv->pool].ewma[srv->index],
+                             (now - c->tx.sent_ms) * 1000 + 500, now, BALANCE_EWMA_TAU_MS);
+}
+
 static void report_success(client_t *c)
 {
     server_t *srv = c->tx.server;
+    observe_latency(c);
     if (srv)
         state_report_success(&c->w->state->pools[srv->pool].servers[srv->index]);
 }
@@ -478,14 +562,15 @@ static void count_retry(client_t *c)
 /* Chooses a server and attaches a connection to it; a connect that fails at
  * once is retried on another server like any connect failure. The rewritten
  * head, if any, moves to the new connection. */
-static int tx_connect(client_t *c, const buf_t *head)
+static int tx_connect(client_t *c, const buf_t *head, int fail_status)
 {
     for (;;) {
         server_t *srv = pick_server(c);
         if (!srv) {
-            tx_detach(c);
-            STAT_INC(c->w->stats->pools[c->tx.pool].no_server);
-            return tx_fail(c, c->tx.ntried ? 502 : 503);
+            /* nothing usable at all: 503; every server tried: the failure's own status */
+            if (!c->tx.ntried)
+                STAT_INC(c->w->stats->pools[c->tx.pool].no_server);
+            return tx_fail(c, c->tx.ntried ? fail_status : 503);
         }
         tx_detach(c);
         tx_attach(c, srv);
@@ -512,6 +597,7 @@ static int tx_connect(client_t *c, const buf_t *head)
         if (!can_retry(c, CONF_RETRY_CONNECT))
             return tx_fail(c, 502);
         count_retry(c);
+        fail_status = 502;
     }
 }
 
@@ -527,7 +613,7 @@ static int tx_retry_or_fail(client_t *c, unsigned why, int status)
     upstream_t *old = c->up;
     c->up = NULL;
     buf_t head = old->out; /* borrowed until old is closed below */
-    int r = tx_connect(c, &head);
+    int r = tx_connect(c, &head, status);
     upstream_close(old);
     return r;
 }
@@ -553,7 +639,9 @@ static int tx_start(client_t *c, http_request_t *req)
     }
     c->tx.route = route;
     c->tx.pool = lc->routes[route].pool;
-    int r = tx_connect(c, NULL);
+    if (c->w->conf->pools[c->tx.pool].balance == CONF_BALANCE_HASH)
+        c->tx.hash_key = request_hash_key(c, &c->w->conf->pools[c->tx.pool], req);
+    int r = tx_connect(c, NULL, 503);
     if (r != PROGRESS || !c->up)
         return r;
 

@@ -173,9 +173,23 @@ static int setup_pools(worker_t *w)
         const conf_pool_t *pc = &conf->pools[p];
         pool_t *pool = &w->pools[p];
         pool->servers = calloc(pc->nservers, sizeof(*pool->servers));
+        pool->inflight = calloc(pc->nservers, sizeof(*pool->inflight));
+        pool->eff_weight = calloc(pc->nservers, sizeof(*pool->eff_weight));
+        pool->ewma = calloc(pc->nservers, sizeof(*pool->ewma));
         w->weights[p] = calloc(pc->nservers, sizeof(**w->weights));
-        if (!pool->servers || !w->weights[p] || balance_rr_init(&pool->rr, pc->nservers) < 0)
+        if (!pool->servers || !pool->inflight || !pool->eff_weight || !pool->ewma ||
+            !w->weights[p] || balance_rr_init(&pool->rr, pc->nservers) < 0)
             return -ENOMEM;
+        if (pc->balance == CONF_BALANCE_HASH) {
+            const char *keys[pc->nservers];
+            unsigned weights[pc->nservers];
+            for (size_t s = 0; s < pc->nservers; s++) {
+                keys[s] = pc->servers[s].address;
+                weights[s] = pc->servers[s].weight;
+            }
+            if (!(pool->ring = balance_ring_new(pc->nservers, weights, keys)))
+                return -ENOMEM;
+        }
         for (size_t s = 0; s < pc->nservers; s++) {
             server_t *srv = &pool->servers[s];
             srv->pool = p;
@@ -215,7 +229,8 @@ worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_lo
         loop_async_init(w->loop, &w->wake, wake_cb) < 0)
         goto fail;
     w->wake_ready = true;
-    if (getrandom(&w->reqid_seed, sizeof(w->reqid_seed), 0) != sizeof(w->reqid_seed) ||
+    if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) ||
+        getrandom(&w->reqid_seed, sizeof(w->reqid_seed), 0) != sizeof(w->reqid_seed) ||
         getrandom(&w->reqid_prefix, sizeof(w->reqid_prefix), 0) != sizeof(w->reqid_prefix))
         goto fail;
 
@@ -312,6 +327,10 @@ void worker_free(worker_t *w)
         loop_async_deinit(w->loop, &w->wake);
     for (size_t p = 0; w->pools && p < w->conf->npools; p++) {
         free(w->pools[p].servers);
+        free(w->pools[p].inflight);
+        free(w->pools[p].eff_weight);
+        free(w->pools[p].ewma);
+        balance_ring_free(w->pools[p].ring);
         balance_rr_deinit(&w->pools[p].rr);
         free(w->weights[p]);
     }

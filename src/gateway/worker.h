@@ -49,7 +49,11 @@ typedef struct {
 
 typedef struct {
     server_t *servers;
-    balance_rr_t rr;
+    balance_rr_t rr;          /* round-robin scores; least-conn's tie-break */
+    unsigned *inflight;       /* [server]: this worker's requests in flight */
+    unsigned *eff_weight;     /* [server]: scratch, weights after slow start */
+    balance_ewma_t *ewma;     /* [server]: p2c-ewma latency estimates */
+    balance_ring_t *ring;     /* balance: hash */
     unsigned active;   /* transactions of this worker attached to the pool */
     unsigned retrying; /* of those, the ones on a retry (the budget) */
 } pool_t;
@@ -73,6 +77,7 @@ struct worker {
     bool wake_ready;
     bool started;
     uint64_t reqid_prefix;
+    uint64_t rng;             /* p2c draws */
     unsigned nclients;
     list_t clients; /* client_t.link */
     access_log_writer_t alog;
@@ -169,6 +174,8 @@ struct client {
         bool counted_active;    /* counted in pool_t.active of tx.server's pool */
         bool counted_retrying;
         bool replayable;        /* no body: can go to another server as it is */
+        uint64_t hash_key;      /* balance: hash, computed from the request head */
+        uint64_t sent_ms;       /* when the request went to the current server (p2c-ewma) */
         size_t req_head_sent;  /* bytes of up->out already sent */
         size_t resp_parsed_len;
         http_reject_t reject;
