@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 
@@ -40,6 +41,47 @@ static str_t query_param(str_t q, const char *name)
         q.p = amp + 1;
     }
     return STR_NULL;
+}
+
+void api_pools_event(api_pools_t *a, const char *text)
+{
+    api_event_t *e = &a->events[a->nevents++ % API_EVENTS];
+    e->wall_ms = loop_wall_ms(a->loop);
+    snprintf(e->text, sizeof(e->text), "%s", text);
+}
+
+static void format_time(uint64_t wall_ms, char *out, size_t n)
+{
+    time_t secs = (time_t)(wall_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t o = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + o, n - o, ".%03uZ", (unsigned)(wall_ms % 1000));
+}
+
+/* Calls fn for each recorded event, oldest first. */
+static void each_event(const api_pools_t *a, void (*fn)(const api_event_t *, void *), void *ud)
+{
+    size_t first = a->nevents > API_EVENTS ? a->nevents - API_EVENTS : 0;
+    for (size_t i = first; i < a->nevents; i++)
+        fn(&a->events[i % API_EVENTS], ud);
+}
+
+static void event_text(const api_event_t *e, void *ud)
+{
+    char ts[40];
+    format_time(e->wall_ms, ts, sizeof(ts));
+    admin_response_printf(ud, "  %s  %s\n", ts, e->text);
+}
+
+static void event_json(const api_event_t *e, void *ud)
+{
+    char ts[40];
+    format_time(e->wall_ms, ts, sizeof(ts));
+    json_t *o = json_object();
+    json_object_set_new(o, "time", json_string(ts));
+    json_object_set_new(o, "event", json_string(e->text));
+    json_array_append_new(ud, o);
 }
 
 static json_t *server_json(const api_pools_t *a, size_t p, size_t i, uint64_t now)
@@ -101,6 +143,10 @@ static int write_text(const api_pools_t *a, admin_response_t *res, uint64_t now)
                                   (long long)gateway_server_inflight(a->gateway, p, i), ej, chk);
         }
     }
+    if (a->nevents) {
+        admin_response_printf(res, "recent failovers and failbacks:\n");
+        each_event(a, event_text, res);
+    }
     return 0;
 }
 
@@ -130,6 +176,9 @@ int api_pools_get(const admin_request_t *req, admin_response_t *res, void *ud)
     }
     json_t *root = json_object();
     json_object_set_new(root, "pools", pools);
+    json_t *events = json_array();
+    each_event(a, event_json, events);
+    json_object_set_new(root, "events", events);
     char *text = json_dumps(root, JSON_INDENT(1));
     json_decref(root);
     if (!text)

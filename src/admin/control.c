@@ -98,16 +98,21 @@ static void failover_cb(const conf_t *conf, size_t pool, size_t from, size_t to,
     control_t *c = ud;
     const pool_state_t *ps = &c->api.state->pools[pool];
     uint64_t now = loop_now(c->loop);
+    char text[192];
     if (to == pool)
-        log_info("failback: pool %s serves its own traffic again (was %s; %zu of %zu servers "
+        snprintf(text, sizeof(text),
+                 "failback: pool %s serves its own traffic again (was %s; %zu of %zu servers "
                  "usable)",
                  conf->pools[pool].name, conf->pools[from].name, state_pool_usable(ps, now),
                  ps->nservers);
     else
-        log_warn("failover: pool %s traffic now goes to %s (was %s; %zu of %zu servers usable, "
+        snprintf(text, sizeof(text),
+                 "failover: pool %s traffic now goes to %s (was %s; %zu of %zu servers usable, "
                  "min_healthy %u)",
                  conf->pools[pool].name, conf->pools[to].name, conf->pools[from].name,
                  state_pool_usable(ps, now), ps->nservers, conf->pools[pool].failover_min_healthy);
+    log_msg(to == pool ? LOG_INFO : LOG_WARN, "%s", text);
+    api_pools_event(&c->api, text);
 }
 
 static void failover_timer_cb(loop_t *loop, loop_timer_t *t)
@@ -135,7 +140,10 @@ control_t *control_new(conf_t *conf, gateway_t *g, FILE *errs)
         fprintf(errs, "control thread: cannot create its event loop\n");
         goto fail;
     }
-    c->api = (api_pools_t){conf, gateway_state(g), g, c->loop};
+    c->api.conf = conf;
+    c->api.state = gateway_state(g);
+    c->api.gateway = g;
+    c->api.loop = c->loop;
     int herr = 0;
     c->health = health_new(c->loop, conf, c->api.state, &herr);
     if (!c->health) {
