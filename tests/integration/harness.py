@@ -347,6 +347,30 @@ class Surety:
         with RawClient(self.admin_port, timeout=10.0) as c:
             return c.request("GET", path, host="127.0.0.1")
 
+    def admin_post(self, path, body=b""):
+        """POST to the admin listener (e.g. /api/v1/servers/drain?...)."""
+        with RawClient(self.admin_port, timeout=10.0) as c:
+            return c.request("POST", path, host="127.0.0.1", body=body)
+
+    def pools(self):
+        """GET /api/v1/pools, parsed: {pool name: pool object}."""
+        r = self.admin_get("/api/v1/pools")
+        assert r.status == 200, "GET /api/v1/pools answered %d" % r.status
+        return {p["name"]: p for p in json.loads(r.body)["pools"]}
+
+    def wait_stderr(self, needle, timeout=5.0, count=1):
+        """Waits until `needle` occurs `count` times in stderr; returns the
+        matching lines (fails the test after timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [l for l in self.stderr_text().splitlines() if needle in l]
+            if len(lines) >= count:
+                return lines
+            if time.monotonic() > deadline:
+                raise AssertionError("%r not logged %d time(s) within %.1fs (seen %d)"
+                                     % (needle, count, timeout, len(lines)))
+            time.sleep(0.02)
+
     def metrics(self, settle=True):
         """Scrapes /metrics.  With settle, scrapes until two scrapes 30 ms
         apart agree (at most 2 s): a worker may count a request just after
