@@ -422,6 +422,8 @@ static server_t *pick_server(client_t *c)
          cur = conf->pools[cur].backup, hops++) {
         const pool_state_t *ps = &w->state->pools[cur];
         bool any = false;
+        if (c->tx.skip_pool == cur + 1)
+            continue;
         for (size_t i = 0; i < conf->pools[cur].nservers; i++) {
             w->usable[i] = state_server_usable(&ps->servers[i], now) &&
                            !was_tried(c, &w->pools[cur].servers[i]);
@@ -519,10 +521,8 @@ static void report_success(client_t *c)
 
 /* May this transaction be retried for this reason (a CONF_RETRY_* bit)?
  * Only before any response byte reached the client, for requests whose body
- * need not be replayed, idempotent ones unless configured, within attempts,
- * and within the pool's retry budget (retries in flight against requests in
- * flight, per worker), which is what keeps retries from doubling the load
- * of a pool that is already failing. */
+ * need not be replayed, idempotent ones unless configured, within attempts.
+ * The budget is checked once the next server is known (retry_budget_allows). */
 static bool can_retry(client_t *c, unsigned why)
 {
     const conf_retry_t *rc = &c->w->conf->pools[c->tx.pool].retry;
@@ -531,19 +531,28 @@ static bool can_retry(client_t *c, unsigned why)
         return false;
     if (!c->tx.replayable)
         return false; /* bodies are not kept for replay in this version */
-    if (!rc->non_idempotent && !method_idempotent(c->tx.method))
-        return false;
+    return rc->non_idempotent || method_idempotent(c->tx.method);
+}
+
+/* The retry budget (retries in flight against requests in flight, per
+ * worker and pool, at least budget_min) keeps retries from piling more load
+ * onto a pool that is failing. It applies to retries that stay in the pool
+ * that just failed: a retry that moves down the backup chain adds nothing to
+ * that pool's load, and refusing it would turn a failover into errors. */
+static bool retry_budget_allows(client_t *c, const server_t *next)
+{
+    const server_t *prev = c->tx.ntried ? c->tx.tried[c->tx.ntried - 1] : NULL;
+    if (c->tx.counted_retrying || !prev || prev->pool != next->pool)
+        return true;
+    const conf_retry_t *rc = &c->w->conf->pools[c->tx.pool].retry;
     pool_t *pl = &c->w->pools[c->tx.pool];
-    if (!c->tx.counted_retrying) {
-        uint64_t allowed = (uint64_t)pl->active * rc->budget_ppm / 1000000;
-        if (allowed < rc->budget_min)
-            allowed = rc->budget_min;
-        if (pl->retrying >= allowed) {
-            STAT_INC(c->w->stats->pools[c->tx.pool].budget_exhausted);
-            return false;
-        }
-    }
-    return true;
+    uint64_t allowed = (uint64_t)pl->active * rc->budget_ppm / 1000000;
+    if (allowed < rc->budget_min)
+        allowed = rc->budget_min;
+    if (pl->retrying < allowed)
+        return true;
+    STAT_INC(c->w->stats->pools[c->tx.pool].budget_exhausted);
+    return false;
 }
 
 static void count_retry(client_t *c)
@@ -561,8 +570,9 @@ static void count_retry(client_t *c)
 
 /* Chooses a server and attaches a connection to it; a connect that fails at
  * once is retried on another server like any connect failure. The rewritten
- * head, if any, moves to the new connection. */
-static int tx_connect(client_t *c, const buf_t *head, int fail_status)
+ * head, if any, moves to the new connection. retry: this is a retry (the
+ * budget applies, and it is counted). */
+static int tx_connect(client_t *c, const buf_t *head, int fail_status, bool retry)
 {
     for (;;) {
         server_t *srv = pick_server(c);
@@ -571,6 +581,14 @@ static int tx_connect(client_t *c, const buf_t *head, int fail_status)
             if (!c->tx.ntried)
                 STAT_INC(c->w->stats->pools[c->tx.pool].no_server);
             return tx_fail(c, c->tx.ntried ? fail_status : 503);
+        }
+        if (retry) {
+            if (!retry_budget_allows(c, srv)) {
+                /* the pool's budget is spent: only its backups may still take it */
+                c->tx.skip_pool = srv->pool + 1;
+                continue;
+            }
+            count_retry(c);
         }
         tx_detach(c);
         tx_attach(c, srv);
@@ -591,12 +609,11 @@ static int tx_connect(client_t *c, const buf_t *head, int fail_status)
                                  c->w->conf->pools[srv->pool].response_timeout_ms);
             return PROGRESS;
         }
-        log_warn("pool %s: cannot connect to %s: %s", c->w->conf->pools[srv->pool].name,
-                 srv->label, strerror(-err));
+        worker_server_warn(c->w, srv, "cannot connect: %s", strerror(-err));
         report_failure(c);
         if (!can_retry(c, CONF_RETRY_CONNECT))
             return tx_fail(c, 502);
-        count_retry(c);
+        retry = true;
         fail_status = 502;
     }
 }
@@ -609,11 +626,10 @@ static int tx_retry_or_fail(client_t *c, unsigned why, int status)
     report_failure(c);
     if (!can_retry(c, why))
         return tx_fail(c, status);
-    count_retry(c);
     upstream_t *old = c->up;
     c->up = NULL;
     buf_t head = old->out; /* borrowed until old is closed below */
-    int r = tx_connect(c, &head, status);
+    int r = tx_connect(c, &head, status, true);
     upstream_close(old);
     return r;
 }
@@ -641,7 +657,7 @@ static int tx_start(client_t *c, http_request_t *req)
     c->tx.pool = lc->routes[route].pool;
     if (c->w->conf->pools[c->tx.pool].balance == CONF_BALANCE_HASH)
         c->tx.hash_key = request_hash_key(c, &c->w->conf->pools[c->tx.pool], req);
-    int r = tx_connect(c, NULL, 503);
+    int r = tx_connect(c, NULL, 503, false);
     if (r != PROGRESS || !c->up)
         return r;
 
@@ -838,9 +854,8 @@ static int upstream_failed(client_t *c, int err)
         }
         upstream_close(fresh);
     }
-    log_warn("pool %s: server %s failed mid-request: %s",
-             c->w->conf->pools[u->srv->pool].name, u->srv->label,
-             err ? strerror(-err) : "connection closed");
+    worker_server_warn(c->w, u->srv, "failed before answering: %s",
+                       err ? strerror(-err) : "connection closed");
     return tx_retry_or_fail(c, CONF_RETRY_RESET, 502);
 }
 
@@ -853,8 +868,7 @@ static int step_connect(client_t *c)
     int err = sock_error(u->io.fd);
     if (err) {
         STAT_INC(u->srv->stats->connect_errors);
-        log_warn("pool %s: cannot connect to %s: %s", c->w->conf->pools[u->srv->pool].name,
-                 u->srv->label, strerror(-err));
+        worker_server_warn(c->w, u->srv, "cannot connect: %s", strerror(-err));
         return tx_retry_or_fail(c, CONF_RETRY_CONNECT, 502);
     }
     u->state = UP_ACTIVE;
@@ -1004,9 +1018,7 @@ static int step_response(client_t *c)
             break;
         }
         if (r < 0) {
-            log_warn("pool %s: server %s sent an invalid response: %s",
-                     c->w->conf->pools[u->srv->pool].name, u->srv->label,
-                     http_reject_name(reason));
+            worker_server_warn(c->w, u->srv, "invalid response: %s", http_reject_name(reason));
             return tx_fail(c, 502);
         }
         r = on_response_head(c, &res);
@@ -1032,8 +1044,7 @@ static int step_response(client_t *c)
 
     http_reject_t reason;
     if (body_classify(b, &u->in, &reason) < 0) {
-        log_warn("pool %s: server %s sent a bad chunked body: %s",
-                 c->w->conf->pools[u->srv->pool].name, u->srv->label, http_reject_name(reason));
+        worker_server_warn(c->w, u->srv, "bad chunked body: %s", http_reject_name(reason));
         return tx_fail(c, 502);
     }
     if (u->eof && b->kind == HTTP_BODY_CLOSE)
@@ -1059,8 +1070,7 @@ static int step_response(client_t *c)
     if (body_sent(b) && buf_len(&c->out) == 0)
         return tx_finish(c);
     if (u->eof && !b->done && b->pending == 0) {
-        log_warn("pool %s: server %s closed mid-response", c->w->conf->pools[u->srv->pool].name,
-                 u->srv->label);
+        worker_server_warn(c->w, u->srv, "closed mid-response");
         return tx_fail(c, 502); /* cuts the response: the length cannot be honoured */
     }
     return progress;
@@ -1249,12 +1259,10 @@ void client_upstream_timeout(client_t *c)
     if (u->state == UP_CONNECTING) {
         STAT_INC(ls->timeouts[TIMEOUT_CONNECT]);
         STAT_INC(u->srv->stats->connect_errors);
-        log_warn("pool %s: connect to %s timed out", c->w->conf->pools[u->srv->pool].name,
-                 u->srv->label);
+        worker_server_warn(c->w, u->srv, "connect timed out");
     } else {
         STAT_INC(ls->timeouts[TIMEOUT_RESPONSE]);
-        log_warn("pool %s: server %s did not answer in time", c->w->conf->pools[u->srv->pool].name,
-                 u->srv->label);
+        worker_server_warn(c->w, u->srv, "did not answer in time");
     }
     bool connecting = u->state == UP_CONNECTING;
     if (tx_retry_or_fail(c, connecting ? CONF_RETRY_CONNECT : CONF_RETRY_TIMEOUT, 504) == CLOSED)

@@ -4,6 +4,8 @@
  * nothing mutable; the main thread talks to one only through its async
  * handle (drain), the control thread only reads its counters. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -86,6 +88,32 @@ void worker_client_closed(worker_t *w)
     }
     if (w->nclients + 1 == w->conf->max_connections)
         resume_timer_cb(w->loop, &w->resume_timer);
+}
+
+#define SERVER_WARN_PER_SECOND 5
+
+void worker_server_warn(worker_t *w, server_t *srv, const char *fmt, ...)
+{
+    uint64_t now = loop_now(w->loop);
+    unsigned suppressed = 0;
+    if (now - srv->log_at >= 1000) {
+        if (srv->log_count > SERVER_WARN_PER_SECOND)
+            suppressed = srv->log_count - SERVER_WARN_PER_SECOND;
+        srv->log_at = now;
+        srv->log_count = 0;
+    }
+    if (++srv->log_count > SERVER_WARN_PER_SECOND)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (suppressed)
+        log_warn("pool %s: server %s: %s (and %u more like it in the last second)",
+                 w->conf->pools[srv->pool].name, srv->label, msg, suppressed);
+    else
+        log_warn("pool %s: server %s: %s", w->conf->pools[srv->pool].name, srv->label, msg);
 }
 
 void worker_make_request_id(worker_t *w, char out[33])

@@ -45,6 +45,8 @@ typedef struct {
     unsigned nidle;
     stats_server_t *stats;
     char label[SOCK_ADDR_TEXT_MAX]; /* "127.0.0.1:9001" for logs */
+    uint64_t log_at;                /* start of the current one-second log window */
+    unsigned log_count;             /* lines in it; past the limit they are only counted */
 } server_t;
 
 typedef struct {
@@ -174,6 +176,7 @@ struct client {
         bool counted_active;    /* counted in pool_t.active of tx.server's pool */
         bool counted_retrying;
         bool replayable;        /* no body: can go to another server as it is */
+        size_t skip_pool;       /* 1 + a pool whose retry budget refused this retry; 0 none */
         uint64_t hash_key;      /* balance: hash, computed from the request head */
         uint64_t sent_ms;       /* when the request went to the current server (p2c-ewma) */
         size_t req_head_sent;  /* bytes of up->out already sent */
@@ -190,6 +193,12 @@ struct client {
 };
 
 /* worker.c */
+/* A warning about one server, at most a few per second per server and
+ * worker: a dead server must not turn every refused request into a log line.
+ * Lines past the limit are counted and the count is reported with the next
+ * line that gets through. */
+void worker_server_warn(worker_t *w, server_t *srv, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* A client connection ended; when draining, the last one stops the loop. */
 void worker_client_closed(worker_t *w);
 /* 32 hex digits, unique per process with overwhelming probability. */
