@@ -351,10 +351,14 @@ static int balance_pick(client_t *c, size_t p, uint64_t now)
     const unsigned *weights = w->weights[p];
     if (pc->slow_start_ms) {
         const pool_state_t *ps = &w->state->pools[p];
+        /* x100: the ramp starts at a tenth of the weight, which for the
+         * default weight 1 would round to the full weight; scaling every
+         * server alike keeps the ratios */
         for (size_t i = 0; i < pc->nservers; i++)
             pl->eff_weight[i] = balance_slow_start_weight(
-                w->weights[p][i], __atomic_load_n(&ps->servers[i].back_since, __ATOMIC_RELAXED),
-                now, pc->slow_start_ms);
+                w->weights[p][i] * 100,
+                __atomic_load_n(&ps->servers[i].back_since, __ATOMIC_RELAXED), now,
+                pc->slow_start_ms);
         weights = pl->eff_weight;
     }
     switch (pc->balance) {
@@ -552,6 +556,30 @@ static bool retry_budget_allows(client_t *c, const server_t *next)
     if (pl->retrying < allowed)
         return true;
     STAT_INC(c->w->stats->pools[c->tx.pool].budget_exhausted);
+    return false;
+}
+
+/* Would a retry find a server now (a usable, untried one down the chain,
+ * within the budget if it is in the pool that just failed)? Asked before a
+ * server's answer is dropped for a retry: when the answer is the last word,
+ * the client must get it rather than a 502 of ours. Touches no balancer. */
+static bool retry_target_exists(client_t *c)
+{
+    worker_t *w = c->w;
+    const conf_t *conf = w->conf;
+    uint64_t now = loop_now(w->loop);
+    size_t cur = state_serving(w->state, c->tx.pool);
+    for (size_t hops = 0; cur != SIZE_MAX && hops <= conf->npools;
+         cur = conf->pools[cur].backup, hops++) {
+        for (size_t i = 0; i < conf->pools[cur].nservers; i++) {
+            server_t *srv = &w->pools[cur].servers[i];
+            if (!state_server_usable(&w->state->pools[cur].servers[i], now) || was_tried(c, srv))
+                continue;
+            if (retry_budget_allows(c, srv))
+                return true;
+            break; /* this pool's budget is spent: try its backups */
+        }
+    }
     return false;
 }
 
@@ -950,8 +978,8 @@ static int on_response_head(client_t *c, http_response_t *res)
                        : res->status == 503 ? CONF_RETRY_503
                        : res->status == 504 ? CONF_RETRY_504
                                             : 0;
-        if (bit && can_retry(c, bit)) /* the answer is dropped: another server tries */
-            return tx_retry_or_fail(c, bit, 502);
+        if (bit && can_retry(c, bit) && retry_target_exists(c))
+            return tx_retry_or_fail(c, bit, 502); /* the answer is dropped: another server tries */
         report_failure(c);
     } else {
         report_success(c);
