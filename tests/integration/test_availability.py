@@ -13,8 +13,6 @@ import subprocess
 import threading
 import time
 
-import pytest
-
 import harness
 from backend import REASONS
 from httpio import RawClient, simple_get
@@ -430,19 +428,10 @@ def test_get_is_never_retried_on_the_same_server(env):
     s = env.surety(harness.simple_config([sick], pool={"retry": {"attempts": 3},
                                                        "outlier": {"consecutive_errors": 0}}))
     r = get(s)
-    assert r.status in (502, 503)
     assert len(traffic(sick)) == 1, "retried on the same (only) server"
+    assert r.status == 503 and who(r) == "sick"
 
 
-NO_SERVER_LEFT_BUG = (
-    "proxy bug: a retryable status (503 here) is dropped before surety knows whether the retry "
-    "can happen (client.c on_response_head: can_retry() only checks attempts/method/'on', then "
-    "tx_retry_or_fail -> tx_connect finds no untried server -> tx_fail(502)); so when no other "
-    "server remains the client gets a synthetic 502 'Bad Gateway' instead of the server's own "
-    "503 (its body and headers such as Retry-After are lost)")
-
-
-@pytest.mark.xfail(strict=False, reason=NO_SERVER_LEFT_BUG)
 def test_503_of_the_only_server_reaches_the_client_when_no_other_server_is_left(env):
     sick = env.backend("sick", handler=Ctl(status=503))
     s = env.surety(harness.simple_config([sick], pool={"outlier": {"consecutive_errors": 0}}))
@@ -451,7 +440,6 @@ def test_503_of_the_only_server_reaches_the_client_when_no_other_server_is_left(
     assert (r.status, who(r), r.body) == (503, "sick", b"503 from sick\n")
 
 
-@pytest.mark.xfail(strict=False, reason=NO_SERVER_LEFT_BUG)
 def test_full_outage_of_two_servers_with_default_retry_passes_the_last_503(env):
     bs = [env.backend("s%d" % i, handler=Ctl(status=503)) for i in range(2)]
     s = env.surety(harness.simple_config(bs, pool={"outlier": {"consecutive_errors": 0}}))
@@ -513,8 +501,8 @@ def _outage(env, n=30):
 def test_retry_budget_caps_retries_during_full_outage(env):
     n = 30
     s, bs, results = _outage(env, n)
-    # every client gets an answer (the server's 503, or 502: see the xfail test below)
-    assert len(results) == n and set(results) <= {502, 503}, results
+    # a retry refused by the budget passes the server's own answer on
+    assert results == [503] * n, results
     m = s.metrics()
     retries = m.get("surety_pool_retries_total", pool="site")
     exhausted = m.get("surety_pool_retry_budget_exhausted_total", pool="site")
@@ -524,15 +512,6 @@ def test_retry_budget_caps_retries_during_full_outage(env):
     assert exhausted >= n / 2, "budget refused only %d retries" % exhausted
     assert retries <= 10 < n * 2, "%d retries for %d requests: the budget did not bound them" % (
         retries, n)
-
-
-@pytest.mark.xfail(strict=False, reason=(
-    "proxy bug (uncommitted client.c, retry_budget_allows moved into tx_connect): when the "
-    "budget refuses a retry after a 503 listed in retry.on, the 503 has already been dropped "
-    "and the client gets a synthetic 502 instead of the server's 503"))
-def test_retry_refused_by_the_budget_passes_the_servers_answer(env):
-    s, bs, results = _outage(env, 30)
-    assert results == [503] * 30, results
 
 
 # --- balancers ----------------------------------------------------------------------
@@ -770,10 +749,5 @@ def test_slow_start_ramps_a_returning_server(env):
     _slow_start_run(env, 10)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "proxy bug: slow_start does nothing for servers of weight 1 (the default): "
-    "balance_slow_start_weight() starts the ramp at weight/10, rounded up to 1, which for "
-    "weight 1 is already the full weight, so a returning server gets its full share at once "
-    "(docs: 'its weight grows from almost nothing to its full value')"))
 def test_slow_start_ramps_a_returning_server_of_default_weight(env):
     _slow_start_run(env, 1)
