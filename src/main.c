@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "admin/cli.h"
 #include "admin/control.h"
@@ -32,6 +35,7 @@ static int cmd_run(const opts_t *o);
 static int cmd_check(const opts_t *o);
 static int cmd_config_doc(const opts_t *o);
 static int cmd_status(const opts_t *o);
+static int cmd_reload(const opts_t *o);
 static int cmd_version(const opts_t *o);
 static int cmd_help(const opts_t *o);
 
@@ -42,6 +46,7 @@ static const struct {
 } commands[] = {
     {"run", cmd_run, "run everything the configuration describes, in the foreground"},
     {"check", cmd_check, "validate the configuration; errors as FILE:LINE:COL: message"},
+    {"reload", cmd_reload, "validate, then make the running instance reload the file"},
     {"status", cmd_status, "what the running instance reports: pools, servers, failover"},
     {"version", cmd_version, "print the version"},
     {"help", cmd_help, "this text"},
@@ -110,6 +115,73 @@ out:
     return rc;
 }
 
+/* GET /api/v1/reload: the generation and outcome of the latest reload. */
+static int reload_state(const conf_t *conf, json_int_t *ret_gen, bool *ret_ok, char **ret_errors)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (!mem)
+        return -ENOMEM;
+    int status = admin_cli_request(&conf->admin_addr, "GET", "/api/v1/reload", mem);
+    fclose(mem);
+    int rc = status == 200 ? 0 : status < 0 ? status : -EPROTO;
+    json_t *o = rc == 0 ? json_loads(text, 0, NULL) : NULL;
+    if (rc == 0 && !o)
+        rc = -EPROTO;
+    if (o) {
+        *ret_gen = json_integer_value(json_object_get(o, "generation"));
+        *ret_ok = json_is_true(json_object_get(o, "ok"));
+        *ret_errors = strdup(json_string_value(json_object_get(o, "errors")) ?: "");
+        json_decref(o);
+    }
+    free(text);
+    return rc;
+}
+
+static int cmd_reload(const opts_t *o)
+{
+    conf_t *conf = conf_load(o->config, stderr);
+    if (!conf)
+        return 1; /* the running instance is not asked: it keeps serving as it is */
+    int rc = 1;
+    json_int_t gen0 = 0, gen = 0;
+    bool ok = false;
+    char *errors = NULL;
+    if (!conf->admin_enabled) {
+        fprintf(stderr, "surety reload: admin.listen is off: send SIGHUP to the process instead\n");
+        goto out;
+    }
+    int r = reload_state(conf, &gen0, &ok, &errors);
+    free(errors);
+    errors = NULL;
+    if (r < 0 || admin_cli_request(&conf->admin_addr, "POST", "/api/v1/reload", NULL) != 202) {
+        fprintf(stderr, "surety reload: cannot reach the admin listener on %s: %s\n",
+                conf->admin_listen, strerror(r < 0 ? -r : EPROTO));
+        goto out;
+    }
+    /* the running instance reloads asynchronously: wait for its verdict */
+    for (int i = 0; i < 100; i++) {
+        usleep(100 * 1000);
+        free(errors);
+        errors = NULL;
+        if (reload_state(conf, &gen, &ok, &errors) == 0 && (gen != gen0 || !ok))
+            break;
+    }
+    if (gen != gen0 && ok) {
+        printf("reloaded: generation %lld\n", (long long)gen);
+        rc = 0;
+    } else if (!ok) {
+        fprintf(stderr, "surety reload: the running instance refused the file:\n%s", errors);
+    } else {
+        fprintf(stderr, "surety reload: no answer from the running instance within 10 s\n");
+    }
+out:
+    free(errors);
+    conf_unref(conf);
+    return rc;
+}
+
 /* Connections cost descriptors: take all the hard limit allows. */
 static void raise_fd_limit(void)
 {
@@ -118,6 +190,37 @@ static void raise_fd_limit(void)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+/* SIGHUP: load and validate the file again; a good one becomes the next
+ * generation, a bad one changes nothing and its errors are logged and kept
+ * for `surety reload` to show. */
+static void reload(gateway_t *g, control_t *ctl, const char *path)
+{
+    char *errs = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&errs, &len);
+    if (!mem) {
+        log_error("reload: out of memory");
+        return;
+    }
+    conf_t *conf = conf_load(path, mem);
+    int r = conf ? gateway_reload(g, conf, mem) : -EINVAL;
+    fclose(mem);
+    if (r == 0) {
+        control_reload(ctl, conf, gateway_state(g));
+        control_reload_result(ctl, gateway_generation(g), true, "");
+        log_info("reload: %s applied (generation %llu, %u workers, %zu listeners, %zu pools)",
+                 path, (unsigned long long)gateway_generation(g), conf->workers,
+                 conf->nlisteners, conf->npools);
+    } else {
+        control_reload_result(ctl, gateway_generation(g), false, errs && len ? errs : "");
+        log_error("reload: %s refused; still serving the previous configuration:", path);
+        for (char *line = strtok(errs, "\n"); line; line = strtok(NULL, "\n"))
+            log_error("  %s", line);
+    }
+    conf_unref(conf);
+    free(errs);
 }
 
 static int cmd_run(const opts_t *o)
@@ -159,12 +262,15 @@ static int cmd_run(const opts_t *o)
              (int)getpid());
 
     for (;;) {
-        int sig = 0;
-        if (sigwait(&set, &sig) != 0)
+        /* wake twice a second to free generations that a reload retired */
+        struct timespec tick = {0, 500 * 1000 * 1000};
+        int sig = sigtimedwait(&set, NULL, &tick);
+        gateway_reap(g, false);
+        if (sig < 0)
             continue;
         if (sig == SIGTERM || sig == SIGINT) {
             log_info("%s: draining (up to %llu ms), then stopping", strsignal(sig),
-                     (unsigned long long)conf->drain_timeout_ms);
+                     (unsigned long long)gateway_conf(g)->drain_timeout_ms);
             break;
         }
         if (sig == SIGUSR1) {
@@ -172,8 +278,7 @@ static int cmd_run(const opts_t *o)
             gateway_reopen_logs(g);
         }
         if (sig == SIGHUP)
-            log_warn("SIGHUP: hot reload is not available in this version; restart to apply "
-                     "a new configuration");
+            reload(g, ctl, o->config);
     }
     gateway_drain(g);
     gateway_join(g);

@@ -94,7 +94,7 @@ static json_t *server_json(const api_pools_t *a, size_t p, size_t i, uint64_t no
     json_object_set_new(o, "health", json_string(health_name(LOAD(s->health))));
     json_object_set_new(o, "admin", json_string(admin_name(LOAD(s->admin))));
     json_object_set_new(o, "usable", json_boolean(state_server_usable(s, now)));
-    json_object_set_new(o, "inflight", json_integer(gateway_server_inflight(a->gateway, p, i)));
+    json_object_set_new(o, "inflight", json_integer(gateway_server_inflight(a->gateway, a->state, p, i)));
     json_object_set_new(o, "ejected_for_ms",
                         json_integer(ejected_until > now ? (json_int_t)(ejected_until - now) : 0));
     json_object_set_new(o, "ejections", json_integer(LOAD(s->ejections)));
@@ -140,7 +140,7 @@ static int write_text(const api_pools_t *a, admin_response_t *res, uint64_t now)
                                   s->weight, health_name(LOAD(s->health)),
                                   admin_name(LOAD(s->admin)),
                                   state_server_usable(s, now) ? "yes" : "no",
-                                  (long long)gateway_server_inflight(a->gateway, p, i), ej, chk);
+                                  (long long)gateway_server_inflight(a->gateway, a->state, p, i), ej, chk);
         }
     }
     if (a->nevents) {

@@ -67,7 +67,8 @@ int admin_cli_request(const sock_addr_t *addr, const char *method, const char *p
         rc = -EPROTO;
         goto out;
     }
-    fwrite(buf_rptr(&b) + res.head_len, 1, buf_len(&b) - res.head_len, out);
+    if (out)
+        fwrite(buf_rptr(&b) + res.head_len, 1, buf_len(&b) - res.head_len, out);
     rc = res.status;
 out:
     close(fd);

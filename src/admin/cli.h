@@ -8,7 +8,7 @@
 #include "core/sock.h"
 
 /* Sends METHOD PATH to the admin listener at addr and copies the response
- * body to out. Returns the HTTP status, or -errno when it could not talk to
+ * body to out (NULL: discarded). Returns the HTTP status, or -errno when it could not talk to
  * it (connection refused: nothing runs there). Timeout: 5 s. */
 int admin_cli_request(const sock_addr_t *addr, const char *method, const char *path, FILE *out);
 

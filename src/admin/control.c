@@ -3,6 +3,9 @@
 #include "admin/control.h"
 
 #include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +30,15 @@ struct control {
     admin_t *admin;
     health_t *health;
     loop_timer_t failover_timer;
+    loop_async_t reload;       /* main -> control: move to pending_conf/state */
+    conf_t *pending_conf;      /* under lock */
+    state_t *pending_state;
+    uint64_t reload_seq, reload_done; /* requests posted / applied (under lock) */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t result_generation; /* under lock: the latest reload's outcome */
+    bool result_ok;
+    char result_text[4096];
     pthread_t thread;
     bool started;
 };
@@ -79,7 +91,42 @@ static int metrics_cb(const admin_request_t *req, admin_response_t *res, void *u
     return prom_error(p);
 }
 
+static int reload_post_cb(const admin_request_t *req, admin_response_t *res, void *ud)
+{
+    (void)req;
+    (void)ud;
+    /* the main thread reloads (it owns the generations): wake it as SIGHUP would */
+    kill(getpid(), SIGHUP);
+    admin_response_status(res, 202);
+    admin_response_type(res, "application/json");
+    return admin_response_printf(res, "{\"reload\": \"requested\"}\n");
+}
+
+static int reload_get_cb(const admin_request_t *req, admin_response_t *res, void *ud)
+{
+    (void)req;
+    control_t *c = ud;
+    pthread_mutex_lock(&c->lock);
+    json_t *o = json_object();
+    json_object_set_new(o, "generation", json_integer((json_int_t)c->result_generation));
+    json_object_set_new(o, "ok", json_boolean(c->result_ok));
+    json_object_set_new(o, "errors", json_string(c->result_text));
+    pthread_mutex_unlock(&c->lock);
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!text)
+        return -ENOMEM;
+    admin_response_type(res, "application/json");
+    int r = admin_response_printf(res, "%s\n", text);
+    free(text);
+    return r;
+}
+
 static const admin_route_t routes[] = {
+    {"POST", "/api/v1/reload", reload_post_cb,
+     "reload the configuration file (as SIGHUP); the outcome: GET /api/v1/reload"},
+    {"GET", "/api/v1/reload", reload_get_cb,
+     "the latest reload: generation, ok, and the errors of a refused file"},
     {"GET", "/healthz", healthz_cb, "liveness: 200 ok while the process serves"},
     {"GET", "/metrics", metrics_cb, "Prometheus metrics (text format 0.0.4)"},
     {"GET", "/api/v1/pools", api_pools_get,
@@ -115,6 +162,62 @@ static void failover_cb(const conf_t *conf, size_t pool, size_t from, size_t to,
     api_pools_event(&c->api, text);
 }
 
+/* On the control thread: move to the generation the main thread posted. */
+static void reload_cb(loop_t *loop, loop_async_t *a)
+{
+    control_t *c = container_of(a, control_t, reload);
+    pthread_mutex_lock(&c->lock);
+    conf_t *conf = c->pending_conf;
+    state_t *state = c->pending_state;
+    uint64_t seq = c->reload_seq;
+    c->pending_conf = NULL;
+    pthread_mutex_unlock(&c->lock);
+    if (conf) {
+        int err = 0;
+        health_t *h = health_new(loop, conf, state, &err);
+        if (!h)
+            log_error("health checks: cannot restart after the reload: %s", strerror(-err));
+        health_free(c->health);
+        c->health = h;
+        conf_unref(c->conf);
+        c->conf = conf; /* the reference taken by control_reload */
+        c->api.conf = conf;
+        c->api.state = state;
+    }
+    pthread_mutex_lock(&c->lock);
+    c->reload_done = seq;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void control_reload(control_t *c, conf_t *conf, state_t *state)
+{
+    pthread_mutex_lock(&c->lock);
+    conf_unref(c->pending_conf);
+    c->pending_conf = conf_ref(conf);
+    c->pending_state = state;
+    uint64_t seq = ++c->reload_seq;
+    pthread_mutex_unlock(&c->lock);
+    if (!c->started) {
+        reload_cb(c->loop, &c->reload);
+        return;
+    }
+    loop_async_send(&c->reload);
+    pthread_mutex_lock(&c->lock);
+    while (c->reload_done < seq)
+        pthread_cond_wait(&c->cond, &c->lock);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void control_reload_result(control_t *c, uint64_t generation, bool ok, const char *text)
+{
+    pthread_mutex_lock(&c->lock);
+    c->result_generation = generation;
+    c->result_ok = ok;
+    snprintf(c->result_text, sizeof(c->result_text), "%s", text ? text : "");
+    pthread_mutex_unlock(&c->lock);
+}
+
 static void failover_timer_cb(loop_t *loop, loop_timer_t *t)
 {
     control_t *c = container_of(t, control_t, failover_timer);
@@ -133,10 +236,15 @@ control_t *control_new(conf_t *conf, gateway_t *g, FILE *errs)
     control_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
+    c->stop.io.fd = c->reload.io.fd = -1; /* deinit before init is harmless */
     c->conf = conf_ref(conf);
     c->gateway = g;
+    c->result_ok = true;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cond, NULL);
     c->loop = loop_new();
-    if (!c->loop || loop_async_init(c->loop, &c->stop, stop_cb) < 0) {
+    if (!c->loop || loop_async_init(c->loop, &c->stop, stop_cb) < 0 ||
+        loop_async_init(c->loop, &c->reload, reload_cb) < 0) {
         fprintf(errs, "control thread: cannot create its event loop\n");
         goto fail;
     }
@@ -203,8 +311,12 @@ void control_free(control_t *c)
     if (c->loop) {
         loop_timer_stop(c->loop, &c->failover_timer);
         loop_async_deinit(c->loop, &c->stop);
+        loop_async_deinit(c->loop, &c->reload);
         loop_free(c->loop);
     }
     conf_unref(c->conf);
+    conf_unref(c->pending_conf);
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->cond);
     free(c);
 }

@@ -15,6 +15,14 @@ typedef struct control control_t;
  * errs. Freed by control_free() after control_stop(). */
 control_t *control_new(conf_t *conf, gateway_t *g, FILE *errs);
 int control_start(control_t *c);
+/* Main thread, after gateway_reload(): the control thread moves to the new
+ * generation (checks, API, failover) and this returns once it has, so that
+ * the old state may be freed after. */
+void control_reload(control_t *c, conf_t *conf, state_t *state);
+/* Main thread: the outcome of the latest reload, served by GET
+ * /api/v1/reload (ok, or the errors as text). */
+void control_reload_result(control_t *c, uint64_t generation, bool ok, const char *text);
+
 /* Stops the thread and waits for it. */
 void control_stop(control_t *c);
 void control_free(control_t *c);

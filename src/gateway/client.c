@@ -30,6 +30,11 @@
 
 enum { IDLE = 0, PROGRESS = 1, CLOSED = -1 };
 
+/* Grace for an idle keep-alive connection in a reload's drain: long enough
+ * for a request already on its way to arrive and be answered (with
+ * Connection: close), short enough that the old generation goes soon. */
+#define RELOAD_IDLE_GRACE_MS 1000
+
 static void client_io_cb(loop_t *loop, loop_io_t *io, uint32_t ev);
 static void client_timer_cb(loop_t *loop, loop_timer_t *t);
 static bool request_sent(const client_t *c);
@@ -713,7 +718,11 @@ static int tx_finish(client_t *c)
     upstream_release(c->up, c->tx.up_keep_alive && req_done);
     c->up = NULL;
     c->requests++;
-    if (!c->keep_alive || !req_done || c->eof) {
+    /* Draining for a stop, the connection ends here even if the response
+     * promised keep-alive; for a reload it stays open as promised (the client
+     * may be sending its next request already) and that request is answered
+     * with Connection: close, or it is closed after a short idle grace. */
+    if (!c->keep_alive || !req_done || c->eof || (c->w->draining && !c->w->gentle)) {
         client_close(c);
         return CLOSED;
     }
@@ -723,7 +732,8 @@ static int tx_finish(client_t *c)
     if (buf_len(&c->in) == 0) {
         set_idle(c, true);
         buf_release(&c->in);
-        loop_timer_start(c->w->loop, &c->timer, lconf(c)->idle_timeout_ms);
+        loop_timer_start(c->w->loop, &c->timer,
+                         c->w->draining ? RELOAD_IDLE_GRACE_MS : lconf(c)->idle_timeout_ms);
     } else {
         c->tx.start_ms = loop_now(c->w->loop);
         loop_timer_start(c->w->loop, &c->timer, lconf(c)->header_timeout_ms);
@@ -836,7 +846,7 @@ static int step_head(client_t *c)
             return tx_reject(c, reason);
         c->parsed_len = buf_len(&c->in);
     }
-    if (c->w->draining && buf_len(&c->in) == 0) {
+    if (c->w->draining && !c->w->gentle && buf_len(&c->in) == 0) {
         client_close(c);
         return CLOSED;
     }
@@ -1300,7 +1310,13 @@ void client_upstream_timeout(client_t *c)
 
 void client_drain(client_t *c)
 {
-    c->keep_alive = false;
-    if (c->state == CL_HEAD && buf_len(&c->in) == 0)
+    /* a response head already sent keeps its word (see tx_finish) */
+    if (!c->tx.response_started)
+        c->keep_alive = false;
+    if (c->state != CL_HEAD || buf_len(&c->in) != 0)
+        return;
+    if (c->w->gentle)
+        loop_timer_start(c->w->loop, &c->timer, RELOAD_IDLE_GRACE_MS);
+    else
         client_close(c);
 }

@@ -1,8 +1,18 @@
-/* The gateway: binds the listeners, owns the workers and the access log, and
- * answers metrics from the workers' counters. See gateway.h. */
+/* The gateway: binds the listeners, owns the worker generations, the access
+ * log and the shared state, and answers metrics from the workers' counters.
+ *
+ * A generation is one configuration with its workers, state and access log.
+ * A reload builds a complete new generation beside the running one (taking
+ * over the very same listening sockets with dup, so no queued connection is
+ * lost), starts it, and asks the old workers for a gentle drain; the old
+ * generation is freed once its last worker has stopped (gateway_reap). Its
+ * counters are folded by name into the totals so that Prometheus counters
+ * never go back. See gateway.h and docs/architecture.md. */
 #include "gateway/gateway.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,15 +23,39 @@
 #define SURETY_VERSION "dev"
 #endif
 
-struct gateway {
+typedef struct gen {
     conf_t *conf;
     unsigned nworkers;
     worker_t **workers;
     stats_t **stats; /* [nworkers], kept past the workers for a last scrape */
     access_log_t *alog;
-    state_t *state; /* shared runtime state: outlives the workers */
-    bool drained;
+    state_t *state;
+    struct gen *next; /* draining generations */
+} gen_t;
+
+struct gateway {
+    pthread_mutex_t lock; /* cur, draining, retired: swapped by reloads, read by metrics */
+    gen_t *cur;
+    gen_t *draining;
+    stats_t *retired;     /* counters of freed generations, shaped like cur->conf */
+    uint64_t generation;  /* reloads applied */
 };
+
+static void gen_free(gen_t *gen)
+{
+    if (!gen)
+        return;
+    for (unsigned w = 0; gen->workers && w < gen->nworkers; w++)
+        worker_free(gen->workers[w]);
+    access_log_close(gen->alog); /* after the workers: they hold its pipe */
+    for (unsigned w = 0; gen->stats && w < gen->nworkers; w++)
+        stats_free(gen->stats[w], gen->conf);
+    free(gen->stats);
+    free(gen->workers);
+    state_free(gen->state);
+    conf_unref(gen->conf);
+    free(gen);
+}
 
 /* SO_REUSEPORT lets any process of the same user share a port, so a second
  * surety (or a stale one) would silently split the traffic. A plain bind
@@ -35,15 +69,28 @@ static int probe_free(const sock_addr_t *a)
     return 0;
 }
 
-static int bind_all(gateway_t *g, int **fds, FILE *errs)
+static bool addr_eq(const sock_addr_t *a, const sock_addr_t *b)
 {
-    const conf_t *conf = g->conf;
+    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+/* Listening sockets for every worker and listener of conf. Addresses the old
+ * generation already listens on are taken over (dup of the same socket);
+ * others are checked free, then bound. */
+static int bind_all(const conf_t *conf, unsigned nworkers, int **fds, const gen_t *old, FILE *errs)
+{
     for (size_t l = 0; l < conf->nlisteners; l++) {
         const conf_listener_t *lc = &conf->listeners[l];
-        int r = probe_free(&lc->addr);
-        for (unsigned w = 0; r == 0 && w < g->nworkers; w++) {
-            fds[w][l] = sock_listen(&lc->addr, true, 511);
-            r = fds[w][l] < 0 ? fds[w][l] : 0;
+        size_t ol = SIZE_MAX;
+        for (size_t k = 0; old && k < old->conf->nlisteners; k++)
+            if (addr_eq(&old->conf->listeners[k].addr, &lc->addr))
+                ol = k;
+        int r = ol == SIZE_MAX ? probe_free(&lc->addr) : 0;
+        for (unsigned w = 0; r == 0 && w < nworkers; w++) {
+            int ofd = ol != SIZE_MAX && w < old->nworkers ? worker_listen_fd(old->workers[w], ol)
+                                                            : -1;
+            fds[w][l] = ofd >= 0 ? fcntl(ofd, F_DUPFD_CLOEXEC, 0) : sock_listen(&lc->addr, true, 511);
+            r = fds[w][l] < 0 ? (ofd >= 0 ? -errno : fds[w][l]) : 0;
         }
         if (r < 0) {
             fprintf(errs, "listener '%s': cannot listen on %s: %s\n", lc->name, lc->listen,
@@ -54,122 +101,248 @@ static int bind_all(gateway_t *g, int **fds, FILE *errs)
     return 0;
 }
 
-gateway_t *gateway_new(conf_t *conf, FILE *errs)
+/* A complete generation for conf, not started. NULL with the reason on errs. */
+static gen_t *gen_new(conf_t *conf, const gen_t *old, FILE *errs)
 {
-    gateway_t *g = calloc(1, sizeof(*g));
+    gen_t *gen = calloc(1, sizeof(*gen));
     int **fds = NULL;
     int err = 0;
-    if (!g)
+    if (!gen)
         return NULL;
-    g->conf = conf_ref(conf);
-    g->nworkers = conf->workers;
-    g->workers = calloc(g->nworkers, sizeof(*g->workers));
-    g->stats = calloc(g->nworkers, sizeof(*g->stats));
-    fds = calloc(g->nworkers, sizeof(*fds));
-    if (!g->workers || !g->stats || !fds)
+    gen->conf = conf_ref(conf);
+    gen->nworkers = conf->workers;
+    gen->workers = calloc(gen->nworkers, sizeof(*gen->workers));
+    gen->stats = calloc(gen->nworkers, sizeof(*gen->stats));
+    fds = calloc(gen->nworkers, sizeof(*fds));
+    gen->state = state_new(conf);
+    if (!gen->workers || !gen->stats || !fds || !gen->state)
         goto fail;
-    for (unsigned w = 0; w < g->nworkers; w++) {
+    if (old)
+        state_carry(gen->state, conf, old->state);
+    for (unsigned w = 0; w < gen->nworkers; w++) {
         fds[w] = malloc(conf->nlisteners * sizeof(**fds));
         if (!fds[w])
             goto fail;
         for (size_t l = 0; l < conf->nlisteners; l++)
             fds[w][l] = -1;
     }
-    g->state = state_new(conf);
-    if (!g->state)
-        goto fail;
-    g->alog = access_log_open(conf, &err);
+    gen->alog = access_log_open(conf, &err);
     if (err < 0) {
         fprintf(errs, "access log %s: %s\n", conf->access_log, strerror(-err));
         goto fail;
     }
-    if (bind_all(g, fds, errs) < 0)
+    if (bind_all(conf, gen->nworkers, fds, old, errs) < 0)
         goto fail;
-    for (unsigned w = 0; w < g->nworkers; w++) {
-        g->workers[w] = worker_new(conf, w, fds[w], g->alog, g->state);
-        if (!g->workers[w]) {
+    for (unsigned w = 0; w < gen->nworkers; w++) {
+        gen->workers[w] = worker_new(conf, w, fds[w], gen->alog, gen->state);
+        if (!gen->workers[w]) {
             fprintf(errs, "worker %u: cannot be set up (out of memory?)\n", w);
             goto fail;
         }
-        g->stats[w] = worker_stats(g->workers[w]);
+        gen->stats[w] = worker_stats(gen->workers[w]);
         for (size_t l = 0; l < conf->nlisteners; l++)
             fds[w][l] = -1; /* the worker owns them now */
     }
-    for (unsigned w = 0; w < g->nworkers; w++)
+    for (unsigned w = 0; w < gen->nworkers; w++)
         free(fds[w]);
     free(fds);
-    return g;
+    return gen;
 fail:
-    for (unsigned w = 0; fds && w < g->nworkers; w++) {
+    for (unsigned w = 0; fds && w < gen->nworkers; w++) {
         for (size_t l = 0; fds[w] && l < conf->nlisteners; l++)
             if (fds[w][l] >= 0)
                 close(fds[w][l]);
         free(fds[w]);
     }
     free(fds);
-    gateway_free(g);
+    gen_free(gen);
     return NULL;
 }
 
-int gateway_start(gateway_t *g)
+static int gen_start(gen_t *gen)
 {
-    for (unsigned w = 0; w < g->nworkers; w++) {
-        int r = worker_start(g->workers[w]);
+    for (unsigned w = 0; w < gen->nworkers; w++) {
+        int r = worker_start(gen->workers[w]);
         if (r < 0)
             return r;
     }
     return 0;
 }
 
+static void gen_drain(gen_t *gen, bool gentle)
+{
+    for (unsigned w = 0; w < gen->nworkers; w++)
+        if (gen->workers[w])
+            worker_drain(gen->workers[w], gentle);
+}
+
+static void gen_join(gen_t *gen)
+{
+    for (unsigned w = 0; w < gen->nworkers; w++)
+        if (gen->workers[w])
+            worker_join(gen->workers[w]);
+}
+
+gateway_t *gateway_new(conf_t *conf, FILE *errs)
+{
+    gateway_t *g = calloc(1, sizeof(*g));
+    if (!g)
+        return NULL;
+    pthread_mutex_init(&g->lock, NULL);
+    g->cur = gen_new(conf, NULL, errs);
+    g->retired = stats_new(conf);
+    if (!g->cur || !g->retired) {
+        gateway_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+int gateway_start(gateway_t *g)
+{
+    return gen_start(g->cur);
+}
+
+int gateway_reload(gateway_t *g, conf_t *conf, FILE *errs)
+{
+    gen_t *old = g->cur;
+    gen_t *gen = gen_new(conf, old, errs);
+    stats_t *retired = stats_new(conf);
+    if (!gen || !retired) {
+        stats_free(retired, conf);
+        gen_free(gen);
+        return -EINVAL;
+    }
+    int r = gen_start(gen);
+    if (r < 0) {
+        gen_drain(gen, false);
+        gen_join(gen);
+        gen_free(gen);
+        stats_free(retired, conf);
+        fprintf(errs, "cannot start the new workers: %s\n", strerror(-r));
+        return r;
+    }
+    pthread_mutex_lock(&g->lock);
+    stats_fold(retired, conf, g->retired, old->conf);
+    stats_free(g->retired, old->conf);
+    g->retired = retired;
+    old->next = g->draining;
+    g->draining = old;
+    g->cur = gen;
+    g->generation++;
+    pthread_mutex_unlock(&g->lock);
+    gen_drain(old, true);
+    return 0;
+}
+
+void gateway_reap(gateway_t *g, bool wait)
+{
+    for (;;) {
+        gen_t *done = NULL;
+        pthread_mutex_lock(&g->lock);
+        for (gen_t **pp = &g->draining; *pp; pp = &(*pp)->next) {
+            bool stopped = true;
+            for (unsigned w = 0; w < (*pp)->nworkers; w++)
+                stopped &= worker_stopped((*pp)->workers[w]);
+            if (stopped || wait) {
+                done = *pp;
+                *pp = done->next;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&g->lock);
+        if (!done)
+            return;
+        gen_join(done);
+        pthread_mutex_lock(&g->lock);
+        for (unsigned w = 0; w < done->nworkers; w++)
+            stats_fold(g->retired, g->cur->conf, done->stats[w], done->conf);
+        pthread_mutex_unlock(&g->lock);
+        gen_free(done);
+    }
+}
+
 void gateway_drain(gateway_t *g)
 {
-    for (unsigned w = 0; w < g->nworkers; w++)
-        if (g->workers[w])
-            worker_drain(g->workers[w]);
+    gen_drain(g->cur, false);
+    pthread_mutex_lock(&g->lock);
+    for (gen_t *d = g->draining; d; d = d->next)
+        gen_drain(d, false);
+    pthread_mutex_unlock(&g->lock);
 }
 
 void gateway_join(gateway_t *g)
 {
-    for (unsigned w = 0; w < g->nworkers; w++)
-        if (g->workers[w])
-            worker_join(g->workers[w]);
+    gen_join(g->cur);
+    gateway_reap(g, true);
 }
 
 void gateway_free(gateway_t *g)
 {
     if (!g)
         return;
-    for (unsigned w = 0; g->workers && w < g->nworkers; w++)
-        worker_free(g->workers[w]);
-    access_log_close(g->alog); /* after the workers: they hold its pipe */
-    for (unsigned w = 0; g->stats && w < g->nworkers; w++)
-        stats_free(g->stats[w], g->conf);
-    free(g->stats);
-    free(g->workers);
-    state_free(g->state);
-    conf_unref(g->conf);
+    gateway_reap(g, true);
+    if (g->cur)
+        stats_free(g->retired, g->cur->conf);
+    gen_free(g->cur);
+    pthread_mutex_destroy(&g->lock);
     free(g);
 }
 
 void gateway_reopen_logs(gateway_t *g)
 {
-    access_log_reopen(g->alog);
+    access_log_reopen(g->cur->alog);
 }
 
-int64_t gateway_server_inflight(gateway_t *g, size_t pool, size_t server)
+uint64_t gateway_generation(gateway_t *g)
+{
+    pthread_mutex_lock(&g->lock);
+    uint64_t n = g->generation;
+    pthread_mutex_unlock(&g->lock);
+    return n;
+}
+
+int64_t gateway_server_inflight(gateway_t *g, const state_t *state, size_t pool, size_t server)
 {
     int64_t n = 0;
-    for (unsigned w = 0; w < g->nworkers; w++)
-        n += STAT_GET(g->stats[w]->servers[pool][server].inflight);
+    pthread_mutex_lock(&g->lock);
+    gen_t *gen = g->cur;
+    if (gen->state == state)
+        for (unsigned w = 0; w < gen->nworkers; w++)
+            n += STAT_GET(gen->stats[w]->servers[pool][server].inflight);
+    pthread_mutex_unlock(&g->lock);
     return n;
 }
 
 state_t *gateway_state(gateway_t *g)
 {
-    return g->state;
+    return g->cur->state;
+}
+
+conf_t *gateway_conf(gateway_t *g)
+{
+    return g->cur->conf;
 }
 
 void gateway_metrics_write(gateway_t *g, prom_t *p)
 {
-    stats_write(p, g->conf, g->stats, g->nworkers, SURETY_VERSION);
+    pthread_mutex_lock(&g->lock);
+    gen_t *gen = g->cur;
+    /* live workers + freed generations + those still draining, by name */
+    stats_t *extra = stats_new(gen->conf);
+    if (extra) {
+        stats_fold(extra, gen->conf, g->retired, gen->conf);
+        for (gen_t *d = g->draining; d; d = d->next)
+            for (unsigned w = 0; w < d->nworkers; w++)
+                stats_fold(extra, gen->conf, d->stats[w], d->conf);
+    }
+    stats_t *all[gen->nworkers + 1];
+    unsigned n = 0;
+    for (unsigned w = 0; w < gen->nworkers; w++)
+        all[n++] = gen->stats[w];
+    if (extra)
+        all[n++] = extra;
+    stats_write(p, gen->conf, all, n, gen->nworkers, SURETY_VERSION);
+    stats_free(extra, gen->conf);
+    pthread_mutex_unlock(&g->lock);
 }

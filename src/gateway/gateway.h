@@ -27,6 +27,20 @@ int gateway_start(gateway_t *g);
 void gateway_drain(gateway_t *g);
 void gateway_join(gateway_t *g);
 void gateway_free(gateway_t *g);
+/* Main thread: a new generation on conf (validated). The listening sockets
+ * of addresses that stay are taken over, new ones bound, the state of
+ * servers that stay carried over; the new workers start and the old ones
+ * drain gently. On failure (an address taken, ...) nothing changes: returns
+ * -errno with the reason on errs. */
+int gateway_reload(gateway_t *g, conf_t *conf, FILE *errs);
+/* Main thread: frees old generations whose workers have stopped (all of
+ * them, waiting, when wait). */
+void gateway_reap(gateway_t *g, bool wait);
+/* Reloads applied so far. */
+uint64_t gateway_generation(gateway_t *g);
+/* The current generation's configuration. */
+conf_t *gateway_conf(gateway_t *g);
+
 /* Reopens the access log file (logrotate); any thread. */
 void gateway_reopen_logs(gateway_t *g);
 
@@ -34,8 +48,9 @@ void gateway_reopen_logs(gateway_t *g);
  * servers, for the control thread. Lives as long as the gateway. */
 #include "gateway/state.h"
 state_t *gateway_state(gateway_t *g);
-/* Requests in flight to one server, summed over the workers; any thread. */
-int64_t gateway_server_inflight(gateway_t *g, size_t pool, size_t server);
+/* Requests in flight to one server of the generation whose state this is,
+ * summed over its workers (0 for another generation's state); any thread. */
+int64_t gateway_server_inflight(gateway_t *g, const state_t *state, size_t pool, size_t server);
 
 /* Writes every gateway metric family; runs on the control thread and reads
  * the workers' counters with relaxed atomic loads. */

@@ -49,6 +49,60 @@ void state_free(state_t *s)
     free(s);
 }
 
+static const pool_state_t *find_pool(const state_t *s, const char *name, size_t *ret_index)
+{
+    for (size_t p = 0; p < s->npools; p++)
+        if (!strcmp(s->pools[p].name, name)) {
+            *ret_index = p;
+            return &s->pools[p];
+        }
+    return NULL;
+}
+
+void state_carry(state_t *s, const conf_t *conf, const state_t *old)
+{
+    for (size_t p = 0; p < s->npools; p++) {
+        pool_state_t *ps = &s->pools[p];
+        size_t oi;
+        const pool_state_t *op = find_pool(old, ps->name, &oi);
+        if (!op)
+            continue;
+        ps->failovers = op->failovers;
+        ps->primary_ok_since = op->primary_ok_since;
+        size_t serving_old = LOAD(op->serving);
+        size_t ni;
+        if (find_pool(s, old->pools[serving_old].name, &ni) &&
+            (ni == p || conf->pools[p].backup != SIZE_MAX))
+            ps->serving = ni;
+        for (size_t i = 0; i < ps->nservers; i++) {
+            server_state_t *ss = &ps->servers[i];
+            for (size_t k = 0; k < op->nservers; k++) {
+                const server_state_t *os = &op->servers[k];
+                if (strcmp(os->address, ss->address))
+                    continue;
+                unsigned weight = ss->weight;
+                *ss = (server_state_t){0};
+                memcpy(ss->pool, os->pool, sizeof(ss->pool));
+                memcpy(ss->address, os->address, sizeof(ss->address));
+                ss->weight = weight;
+                ss->health = LOAD(os->health);
+                ss->health_since = os->health_since;
+                ss->streak_ok = os->streak_ok;
+                ss->streak_fail = os->streak_fail;
+                ss->last_check = os->last_check;
+                ss->last_status = os->last_status;
+                memcpy(ss->last_error, os->last_error, sizeof(ss->last_error));
+                ss->admin = LOAD(os->admin);
+                ss->consecutive_errors = LOAD(os->consecutive_errors);
+                ss->ejected_until = LOAD(os->ejected_until);
+                ss->ejections = LOAD(os->ejections);
+                ss->back_since = LOAD(os->back_since);
+                break;
+            }
+        }
+    }
+}
+
 bool state_server_usable(const server_state_t *s, uint64_t now)
 {
     return LOAD(s->health) == SRV_UP && LOAD(s->admin) == SRV_ENABLED &&

@@ -65,6 +65,11 @@ typedef struct {
 state_t *state_new(const conf_t *conf);
 void state_free(state_t *s);
 
+/* Copies the runtime state of every server and pool of old that is also in
+ * s (same pool name and address): health, checks, admin state, ejection,
+ * slow start clock, failover. For a reload; before s is shared. */
+void state_carry(state_t *s, const conf_t *conf, const state_t *old);
+
 /* Can a new request go to this server now? */
 bool state_server_usable(const server_state_t *s, uint64_t now);
 /* Number of usable servers of a pool. */

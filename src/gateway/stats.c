@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 const double stats_bucket_bounds[STATS_NBUCKETS] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                     0.25,  0.5,   1,    2.5,   5,    10};
@@ -227,12 +228,12 @@ static void write_pools(prom_t *p, const conf_t *conf, stats_t *const *per_worke
 }
 
 void stats_write(prom_t *p, const conf_t *conf, stats_t *const *per_worker, unsigned n,
-                 const char *version)
+                 unsigned workers, const char *version)
 {
     prom_family(p, "surety_build_info", PROM_GAUGE, "Always 1; the labels say which build runs.");
     prom_gauge(p, "surety_build_info", PROM_LABELS({"version", version}), 1);
     prom_family(p, "surety_workers", PROM_GAUGE, "Worker threads of the data plane.");
-    prom_gauge(p, "surety_workers", NULL, 0, n);
+    prom_gauge(p, "surety_workers", NULL, 0, workers);
     write_listeners(p, conf, per_worker, n);
     write_routes(p, conf, per_worker, n);
     write_servers(p, conf, per_worker, n);
@@ -240,4 +241,72 @@ void stats_write(prom_t *p, const conf_t *conf, stats_t *const *per_worker, unsi
     prom_family(p, "surety_access_log_dropped_total", PROM_COUNTER,
                 "Access log lines dropped because the log writer could not keep up.");
     prom_counter(p, "surety_access_log_dropped_total", NULL, 0, SUM(ws->access_log_dropped));
+}
+
+static void codes_add(stats_codes_t *d, const stats_codes_t *s)
+{
+    for (int k = 0; k < 5; k++)
+        STAT_ADD(d->code[k], STAT_GET(s->code[k]));
+}
+
+static size_t find_name(const char *name, const void *base, size_t n, size_t stride,
+                        size_t name_off)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(*(char *const *)((const char *)base + i * stride + name_off), name))
+            return i;
+    return SIZE_MAX;
+}
+#define FIND(name, arr, n, type, field)                                                            \
+    find_name((name), (arr), (n), sizeof(type), offsetof(type, field))
+
+void stats_fold(stats_t *dst, const conf_t *dc, const stats_t *src, const conf_t *sc)
+{
+    for (size_t l = 0; l < sc->nlisteners; l++) {
+        size_t d = FIND(sc->listeners[l].name, dc->listeners, dc->nlisteners, conf_listener_t, name);
+        if (d == SIZE_MAX)
+            continue;
+        stats_listener_t *dl = &dst->listeners[d];
+        const stats_listener_t *sl = &src->listeners[l];
+        codes_add(&dl->requests, &sl->requests);
+        STAT_ADD(dl->bytes_in, STAT_GET(sl->bytes_in));
+        STAT_ADD(dl->bytes_out, STAT_GET(sl->bytes_out));
+        STAT_ADD(dl->conns_total, STAT_GET(sl->conns_total));
+        for (size_t b = 0; b <= STATS_NBUCKETS; b++)
+            STAT_ADD(dl->buckets[b], STAT_GET(sl->buckets[b]));
+        STAT_ADD(dl->duration_us_sum, STAT_GET(sl->duration_us_sum));
+        for (int r = 0; r < HTTP_REJECT_COUNT; r++)
+            STAT_ADD(dl->rejects[r], STAT_GET(sl->rejects[r]));
+        for (int t = 0; t < TIMEOUT_COUNT; t++)
+            STAT_ADD(dl->timeouts[t], STAT_GET(sl->timeouts[t]));
+        const conf_listener_t *sl_c = &sc->listeners[l], *dl_c = &dc->listeners[d];
+        for (size_t r = 0; r < sl_c->nroutes; r++) {
+            size_t dr = FIND(sl_c->routes[r].name, dl_c->routes, dl_c->nroutes, conf_route_t, name);
+            if (dr != SIZE_MAX)
+                codes_add(&dst->routes[d][dr], &src->routes[l][r]);
+        }
+    }
+    for (size_t p = 0; p < sc->npools; p++) {
+        size_t d = FIND(sc->pools[p].name, dc->pools, dc->npools, conf_pool_t, name);
+        if (d == SIZE_MAX)
+            continue;
+        STAT_ADD(dst->pools[d].retries, STAT_GET(src->pools[p].retries));
+        STAT_ADD(dst->pools[d].budget_exhausted, STAT_GET(src->pools[p].budget_exhausted));
+        STAT_ADD(dst->pools[d].no_server, STAT_GET(src->pools[p].no_server));
+        const conf_pool_t *sp = &sc->pools[p], *dp = &dc->pools[d];
+        for (size_t i = 0; i < sp->nservers; i++) {
+            size_t ds = FIND(sp->servers[i].address, dp->servers, dp->nservers, conf_server_t,
+                             address);
+            if (ds == SIZE_MAX)
+                continue;
+            stats_server_t *dsv = &dst->servers[d][ds];
+            const stats_server_t *ssv = &src->servers[p][i];
+            codes_add(&dsv->requests, &ssv->requests);
+            STAT_ADD(dsv->conns_total, STAT_GET(ssv->conns_total));
+            STAT_ADD(dsv->connect_errors, STAT_GET(ssv->connect_errors));
+            STAT_ADD(dsv->retries, STAT_GET(ssv->retries));
+            STAT_ADD(dsv->ejections, STAT_GET(ssv->ejections));
+        }
+    }
+    STAT_ADD(dst->access_log_dropped, STAT_GET(src->access_log_dropped));
 }

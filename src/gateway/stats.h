@@ -77,8 +77,12 @@ static inline void stats_code_inc(stats_codes_t *c, int status)
 }
 void stats_observe_duration(stats_listener_t *l, uint64_t us);
 
+/* Adds src's counters (not its gauges) into dst, matching listeners,
+ * routes, pools and servers by name: how totals survive a reload. */
+void stats_fold(stats_t *dst, const conf_t *dc, const stats_t *src, const conf_t *sc);
+
 /* Sums the given workers' stats into metric families. */
-void stats_write(prom_t *p, const conf_t *conf, stats_t *const *per_worker, unsigned nworkers,
-                 const char *version);
+void stats_write(prom_t *p, const conf_t *conf, stats_t *const *per_worker, unsigned n,
+                 unsigned workers, const char *version);
 
 #endif

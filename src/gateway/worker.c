@@ -165,6 +165,7 @@ static void wake_cb(loop_t *loop, loop_async_t *a)
     if (w->draining || !__atomic_load_n(&w->drain_requested, __ATOMIC_ACQUIRE))
         return;
     w->draining = true;
+    w->gentle = __atomic_load_n(&w->drain_gentle, __ATOMIC_ACQUIRE);
     for (size_t i = 0; i < w->conf->nlisteners; i++) {
         listener_t *l = &w->listeners[i];
         listener_pause(w, l);
@@ -313,7 +314,18 @@ static void *worker_main(void *arg)
     if (r < 0)
         log_error("worker %u: event loop failed: %s", w->id, strerror(-r));
     access_log_flush(&w->alog);
+    __atomic_store_n(&w->stopped, true, __ATOMIC_RELEASE);
     return NULL;
+}
+
+bool worker_stopped(worker_t *w)
+{
+    return __atomic_load_n(&w->stopped, __ATOMIC_ACQUIRE);
+}
+
+int worker_listen_fd(worker_t *w, size_t l)
+{
+    return l < w->conf->nlisteners ? w->listeners[l].io.fd : -1;
 }
 
 int worker_start(worker_t *w)
@@ -325,8 +337,9 @@ int worker_start(worker_t *w)
     return 0;
 }
 
-void worker_drain(worker_t *w)
+void worker_drain(worker_t *w, bool gentle)
 {
+    __atomic_store_n(&w->drain_gentle, gentle, __ATOMIC_RELEASE);
     __atomic_store_n(&w->drain_requested, true, __ATOMIC_RELEASE);
     loop_async_send(&w->wake);
 }

@@ -75,7 +75,10 @@ struct worker {
     loop_timer_t drain_timer;
     loop_timer_t resume_timer; /* accepts paused after EMFILE */
     bool draining;
+    bool gentle; /* draining for a reload: see worker_drain() */
     bool drain_requested; /* set by the main thread (atomic) */
+    bool drain_gentle;    /* likewise: a reload's drain */
+    bool stopped;         /* the thread has finished (atomic) */
     bool wake_ready;
     bool started;
     uint64_t reqid_prefix;

@@ -14,8 +14,15 @@ typedef struct worker worker_t;
 worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_log_t *alog,
                      state_t *state);
 int worker_start(worker_t *w);
-/* Any thread. */
-void worker_drain(worker_t *w);
+/* Any thread. gentle (a reload, not a stop): idle keep-alive connections
+ * are not cut at once (a client may be sending its next request right
+ * now); each gets Connection: close on its next response, or is closed
+ * after a short grace when it stays idle. */
+void worker_drain(worker_t *w, bool gentle);
+/* True once the worker's thread has finished (any thread). */
+bool worker_stopped(worker_t *w);
+/* The listening socket of listener l (for a reload to dup), or -1. */
+int worker_listen_fd(worker_t *w, size_t l);
 void worker_join(worker_t *w);
 /* After worker_join. The worker's stats_t is not freed: see worker_stats. */
 void worker_free(worker_t *w);
