@@ -268,8 +268,8 @@ static const conf_key_t retry_keys[] = {
              "server may have acted on already."},
     {.name = "body", .type = CONF_T_SIZE, .def = "64k", .min = "0", .max = "1m",
      FIELD(conf_pool_t, retry.body),
-     .help = "Largest request body kept to be sent again; a request with a larger body is "
-             "not retried."},
+     .help = "Largest request body kept to be sent again; a request with a larger body, or "
+             "a chunked one, is not retried."},
     {0},
 };
 

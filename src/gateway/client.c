@@ -507,6 +507,32 @@ static void tx_detach_all(client_t *c)
 {
     tx_detach(c);
     tx_uncount(c);
+    buf_deinit(&c->tx.replay);
+}
+
+/* What a new connection must be sent to take over this transaction: the
+ * rewritten head and the body bytes already sent (kept in tx.replay). Owned
+ * by the caller (buf_deinit). */
+static int retry_bytes(client_t *c, const upstream_t *old, buf_t *ret)
+{
+    buf_init(ret, c->tx.head_up_len + buf_len(&c->tx.replay));
+    if (buf_append(ret, old->out.data, c->tx.head_up_len) < 0 ||
+        buf_append_str(ret, buf_str(&c->tx.replay)) < 0) {
+        buf_deinit(ret);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* A connection takes the bytes of a retry; its head buffer is resized when
+ * a replayed body does not fit the usual one (bounded by retry.body). */
+static int upstream_take(upstream_t *u, const buf_t *bytes)
+{
+    if (buf_len(bytes) > u->out.cap) {
+        buf_deinit(&u->out);
+        buf_init(&u->out, buf_len(bytes));
+    }
+    return buf_append_str(&u->out, buf_str(bytes));
 }
 
 /* p2c-ewma: the time this server took, success or not (a server that
@@ -539,7 +565,7 @@ static bool can_retry(client_t *c, unsigned why)
         !(rc->on & why) || c->tx.ntried >= GW_MAX_TRIES)
         return false;
     if (!c->tx.replayable)
-        return false; /* bodies are not kept for replay in this version */
+        return false; /* a body over retry.body, or chunked: not kept, not replayable */
     return rc->non_idempotent || method_idempotent(c->tx.method);
 }
 
@@ -627,7 +653,7 @@ static int tx_connect(client_t *c, const buf_t *head, int fail_status, bool retr
         tx_attach(c, srv);
         int err = 0;
         upstream_t *u = upstream_acquire(c->w, srv, &err);
-        if (u && head && buf_append(&u->out, buf_rptr(head), buf_len(head)) < 0) {
+        if (u && head && upstream_take(u, head) < 0) {
             upstream_close(u);
             u = NULL;
             err = -ENOMEM;
@@ -660,10 +686,13 @@ static int tx_retry_or_fail(client_t *c, unsigned why, int status)
     if (!can_retry(c, why))
         return tx_fail(c, status);
     upstream_t *old = c->up;
+    buf_t bytes;
+    if (retry_bytes(c, old, &bytes) < 0)
+        return tx_fail(c, status);
     c->up = NULL;
-    buf_t head = old->out; /* borrowed until old is closed below */
-    int r = tx_connect(c, &head, status, true);
     upstream_close(old);
+    int r = tx_connect(c, &bytes, status, true);
+    buf_deinit(&bytes);
     return r;
 }
 
@@ -676,8 +705,6 @@ static int tx_start(client_t *c, http_request_t *req)
     c->keep_alive = req->keep_alive && !c->w->draining;
     c->tx.upgrade = req->upgrade;
     c->tx.minor = req->minor;
-    c->tx.replayable = req->body == HTTP_BODY_NONE ||
-                       (req->body == HTTP_BODY_LENGTH && req->content_length == 0);
     body_init(&c->tx.req_body, req->body, req->content_length, lc->max_header_bytes);
     set_idle(c, false);
 
@@ -688,6 +715,14 @@ static int tx_start(client_t *c, http_request_t *req)
     }
     c->tx.route = route;
     c->tx.pool = lc->routes[route].pool;
+    /* a body is kept for a retry when its announced length is within
+     * retry.body; chunked bodies (length unknown up front) are not */
+    size_t keep = c->w->conf->pools[c->tx.pool].retry.body;
+    c->tx.replayable = req->body == HTTP_BODY_NONE ||
+                       (req->body == HTTP_BODY_LENGTH && req->content_length <= keep);
+    buf_init(&c->tx.replay, req->body == HTTP_BODY_LENGTH && c->tx.replayable
+                                ? (size_t)req->content_length
+                                : 0);
     if (c->w->conf->pools[c->tx.pool].balance == CONF_BALANCE_HASH)
         c->tx.hash_key = request_hash_key(c, &c->w->conf->pools[c->tx.pool], req);
     int r = tx_connect(c, NULL, 503, false);
@@ -703,6 +738,7 @@ static int tx_start(client_t *c, http_request_t *req)
         buf_consume(&c->in, req->head_len);
         return tx_reject(c, HTTP_REJECT_HEADERS_TOO_LARGE);
     }
+    c->tx.head_up_len = buf_len(&c->up->out);
     buf_consume(&c->in, req->head_len);
     c->state = CL_PROXY;
     loop_timer_start(c->w->loop, &c->timer, lc->client_timeout_ms);
@@ -877,18 +913,23 @@ static int step_head(client_t *c)
 static int upstream_failed(client_t *c, int err)
 {
     upstream_t *u = c->up;
-    bool replayable = c->tx.req_body.kind == HTTP_BODY_NONE && !c->tx.response_started &&
-                      !c->tx.got_1xx && buf_len(&u->in) == 0;
+    bool replayable = c->tx.replayable && !c->tx.response_started && !c->tx.got_1xx &&
+                      buf_len(&u->in) == 0;
     if (u->reused && replayable && !c->tx.retried) {
         c->tx.retried = true;
         int e = 0;
+        buf_t bytes;
         upstream_t *fresh = upstream_acquire(c->w, u->srv, &e);
-        if (fresh && buf_append(&fresh->out, buf_rptr(&u->out), buf_len(&u->out)) == 0) {
-            upstream_close(u);
-            fresh->client = c;
-            c->up = fresh;
-            c->tx.req_head_sent = 0;
-            return PROGRESS;
+        if (fresh && retry_bytes(c, u, &bytes) == 0) {
+            int r = upstream_take(fresh, &bytes);
+            buf_deinit(&bytes);
+            if (r == 0) {
+                upstream_close(u);
+                fresh->client = c;
+                c->up = fresh;
+                c->tx.req_head_sent = 0;
+                return PROGRESS;
+            }
         }
         upstream_close(fresh);
     }
@@ -936,6 +977,8 @@ static int step_request(client_t *c)
             size_t from_head = sent < hl ? sent : hl;
             c->tx.req_head_sent += from_head;
             if (sent > from_head) {
+                if (c->tx.replay.cap) /* kept for a retry; bounded by retry.body */
+                    buf_append(&c->tx.replay, buf_rptr(&c->in), sent - from_head);
                 buf_consume(&c->in, sent - from_head);
                 b->pending -= sent - from_head;
                 c->tx.bytes_in += sent - from_head;

@@ -92,6 +92,7 @@ void upstream_release(upstream_t *u, bool reusable)
     }
     buf_deinit(&u->in);
     buf_deinit(&u->out);
+    buf_init_cached(&u->out, &u->w->up_out); /* a retry may have resized it */
     u->state = UP_IDLE;
     u->ready.readable = false; /* a stale flag must not close it at the next edge */
     list_insert_head(&u->srv->idle, &u->link);

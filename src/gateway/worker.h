@@ -178,7 +178,9 @@ struct client {
         unsigned retries;       /* retries done (the first try is not one) */
         bool counted_active;    /* counted in pool_t.active of tx.server's pool */
         bool counted_retrying;
-        bool replayable;        /* no body: can go to another server as it is */
+        bool replayable;        /* no body, or one small enough to keep: can be retried */
+        buf_t replay;           /* request body bytes sent so far (retry.body bounds it) */
+        size_t head_up_len;     /* length of the rewritten head at the start of up->out */
         size_t skip_pool;       /* 1 + a pool whose retry budget refused this retry; 0 none */
         uint64_t hash_key;      /* balance: hash, computed from the request head */
         uint64_t sent_ms;       /* when the request went to the current server (p2c-ewma) */

@@ -471,6 +471,30 @@ def test_post_with_a_body_is_not_retried(env):
     assert set(statuses) <= {200, 502}
 
 
+def test_put_with_a_small_body_is_retried_with_its_body(env):
+    """An idempotent request whose body fits retry.body is replayed whole on
+    another server; a bigger one is not retried."""
+    sick = env.backend("sick", handler=Ctl(status=503))
+    good = env.backend("good")  # the default backend: /echo returns the body
+    cfg = harness.simple_config([sick, good], pool={
+        "outlier": {"consecutive_errors": 0},
+        "retry": {"on": [503], "body": "1k"}, "balance": "round-robin"})
+    s = env.surety(cfg)
+    body = b"x" * 700 + b"end"
+    for _ in range(6):
+        with RawClient(s.port()) as c:
+            r = c.request("PUT", "/echo", body=body)
+        assert r.status == 200 and r.body == body
+    assert len(traffic(sick, "PUT")) >= 3  # round-robin sent some there first
+    big = b"y" * 2000
+    statuses = []
+    for _ in range(6):
+        with RawClient(s.port()) as c:
+            statuses.append(c.request("PUT", "/echo", body=big).status)
+    assert 503 in statuses, statuses  # over retry.body: the server's answer stands
+    assert set(statuses) <= {200, 503}
+
+
 def _outage(env, n=30):
     """n concurrent GETs to a pool of 3 servers all answering 503 after
     150 ms, retry on 503 with attempts 2 and a budget of 1 retry in flight.
