@@ -95,6 +95,7 @@ static json_t *server_json(const api_pools_t *a, size_t p, size_t i, uint64_t no
     json_object_set_new(o, "admin", json_string(admin_name(LOAD(s->admin))));
     json_object_set_new(o, "usable", json_boolean(state_server_usable(s, now)));
     json_object_set_new(o, "inflight", json_integer(gateway_server_inflight(a->gateway, a->state, p, i)));
+    json_object_set_new(o, "ewma_ms", json_real((double)LOAD(s->ewma_us) / 1000.0));
     json_object_set_new(o, "ejected_for_ms",
                         json_integer(ejected_until > now ? (json_int_t)(ejected_until - now) : 0));
     json_object_set_new(o, "ejections", json_integer(LOAD(s->ejections)));
@@ -125,22 +126,27 @@ static int write_text(const api_pools_t *a, admin_response_t *res, uint64_t now)
             admin_response_printf(res, " (backup %s, %llu failovers/failbacks)",
                                   conf->pools[conf->pools[p].backup].name,
                                   (unsigned long long)ps->failovers);
-        admin_response_printf(res, "\n  %-24s %6s %-5s %-9s %-6s %8s %9s  %s\n", "SERVER",
-                              "WEIGHT", "STATE", "ADMIN", "USABLE", "INFLIGHT", "EJECTED", "LAST CHECK");
+        admin_response_printf(res, "\n  %-24s %6s %-5s %-9s %-6s %8s %8s %9s  %s\n", "SERVER",
+                              "WEIGHT", "STATE", "ADMIN", "USABLE", "INFLIGHT", "EWMA", "EJECTED",
+                              "LAST CHECK");
         for (size_t i = 0; i < ps->nservers; i++) {
             const server_state_t *s = &ps->servers[i];
             uint64_t until = LOAD(s->ejected_until);
-            char ej[32] = "-", chk[160] = "-";
+            char ej[32] = "-", chk[160] = "-", ewma[32] = "-";
+            uint64_t e_us = LOAD(s->ewma_us);
+            if (e_us)
+                snprintf(ewma, sizeof(ewma), "%.1fms", (double)e_us / 1000.0);
             if (until > now)
                 snprintf(ej, sizeof(ej), "%llus", (unsigned long long)((until - now + 999) / 1000));
             if (s->last_check)
                 snprintf(chk, sizeof(chk), "%llums ago: %s", (unsigned long long)(now - s->last_check),
                          s->last_error[0] ? s->last_error : "ok");
-            admin_response_printf(res, "  %-24s %6u %-5s %-9s %-6s %8lld %9s  %s\n", s->address,
-                                  s->weight, health_name(LOAD(s->health)),
+            admin_response_printf(res, "  %-24s %6u %-5s %-9s %-6s %8lld %8s %9s  %s\n",
+                                  s->address, s->weight, health_name(LOAD(s->health)),
                                   admin_name(LOAD(s->admin)),
                                   state_server_usable(s, now) ? "yes" : "no",
-                                  (long long)gateway_server_inflight(a->gateway, a->state, p, i), ej, chk);
+                                  (long long)gateway_server_inflight(a->gateway, a->state, p, i),
+                                  ewma, ej, chk);
         }
     }
     if (a->nevents) {

@@ -535,15 +535,20 @@ static int upstream_take(upstream_t *u, const buf_t *bytes)
     return buf_append_str(&u->out, buf_str(bytes));
 }
 
-/* p2c-ewma: the time this server took, success or not (a server that
- * fails slowly must look slow). */
+/* The time this server took, success or not (a server that fails slowly
+ * must look slow): p2c-ewma's input, and the latency the pools API shows for
+ * every pool. */
 static void observe_latency(client_t *c)
 {
     server_t *srv = c->tx.server;
     uint64_t now = loop_now(c->w->loop);
-    if (srv && c->w->conf->pools[srv->pool].balance == CONF_BALANCE_P2C_EWMA)
-        balance_ewma_observe(&c->w->pools[srv->pool].ewma[srv->index],
-                             (now - c->tx.sent_ms) * 1000 + 500, now, BALANCE_EWMA_TAU_MS);
+    if (srv) {
+        balance_ewma_t *e = &c->w->pools[srv->pool].ewma[srv->index];
+        balance_ewma_observe(e, (now - c->tx.sent_ms) * 1000 + 500, now, BALANCE_EWMA_TAU_MS);
+        /* published for the next generation's workers (see state.h) */
+        __atomic_store_n(&c->w->state->pools[srv->pool].servers[srv->index].ewma_us,
+                         (uint64_t)e->ewma_us, __ATOMIC_RELAXED);
+    }
 }
 
 static void report_success(client_t *c)

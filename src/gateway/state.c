@@ -97,6 +97,7 @@ void state_carry(state_t *s, const conf_t *conf, const state_t *old)
                 ss->ejected_until = LOAD(os->ejected_until);
                 ss->ejections = LOAD(os->ejections);
                 ss->back_since = LOAD(os->back_since);
+                ss->ewma_us = LOAD(os->ewma_us);
                 break;
             }
         }

@@ -42,6 +42,8 @@ typedef struct {
     uint64_t ejected_until;  /* 0: not ejected */
     uint32_t ejections;      /* times ejected, for the growing ejection time */
     uint64_t back_since;     /* when it last became usable (slow start) */
+    uint64_t ewma_us;        /* p2c-ewma: the latest latency estimate any worker made,
+                              * so that a reload's new workers start from it; 0 none */
 } server_state_t;
 
 typedef struct {

@@ -227,6 +227,12 @@ static int setup_pools(worker_t *w)
             srv->stats = &w->stats->servers[p][s];
             snprintf(srv->label, sizeof(srv->label), "%s", pc->servers[s].address);
             w->weights[p][s] = pc->servers[s].weight;
+            /* a reload's workers start from the estimate the old ones made */
+            uint64_t ewma = __atomic_load_n(&w->state->pools[p].servers[s].ewma_us,
+                                            __ATOMIC_RELAXED);
+            if (ewma)
+                balance_ewma_observe(&pool->ewma[s], ewma, loop_now(w->loop),
+                                     BALANCE_EWMA_TAU_MS);
         }
     }
     return 0;

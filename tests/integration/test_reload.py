@@ -143,3 +143,20 @@ def test_reload_twenty_times_under_load_loses_nothing(env):
     assert "Socket errors" not in text, text
     assert "Non-2xx" not in text, text
     assert len(re.findall(r"reload: .* applied", s.stderr_text())) == 20
+
+
+def test_latency_estimates_survive_a_reload(env):
+    """p2c-ewma: the new workers start from the old ones' estimates, so a
+    slow server is not suddenly given half the traffic after a reload."""
+    from test_availability import Ctl, _share
+    ca, cb = Ctl(delay=0.05), Ctl(delay=0.005)
+    a, b = env.backend("a", handler=ca), env.backend("b", handler=cb)
+    s = env.surety(harness.simple_config([a, b], pool={"balance": "p2c-ewma"}))
+    _share(s.port(), "a", 6, 15)  # learn: a is 10x slower
+    write(s, base_cfg(s, [a, b], balance="p2c-ewma"))
+    assert reload_cli(s).returncode == 0
+    s.wait_stderr("reload: ", timeout=5)
+    # the first requests after the reload, all at once: without the carried
+    # estimates both servers look alike and about half of these go to a
+    first = _share(s.port(), "a", 8, 1)
+    assert first <= 0.125, "the slow server got %.2f of the first requests" % first
