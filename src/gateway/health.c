@@ -114,6 +114,10 @@ static void check_done(health_check_t *c, bool ok, int status)
         log_warn("health: pool %s server %s is DOWN after %u failed check%s (%s)", c->pool->name,
                  c->server->address, st->streak_fail, st->streak_fail == 1 ? "" : "s",
                  st->last_error);
+    } else if (t == STATE_UNEJECTED) {
+        log_info("outlier: pool %s server %s is back before its ejection ended: %u successful "
+                 "checks",
+                 c->pool->name, c->server->address, hc->rise);
     } else if (t > 0) {
         c->ups++;
         log_info("health: pool %s server %s is UP after %u successful check%s", c->pool->name,

@@ -170,6 +170,20 @@ int state_check_result(server_state_t *s, bool ok, unsigned rise, unsigned fall,
     if (ok) {
         s->streak_fail = 0;
         s->streak_ok++;
+        uint64_t until = LOAD(s->ejected_until);
+        if (until > now && LOAD(s->health) == SRV_UP) {
+            if (s->ejection_seen != until) { /* a new ejection: count from here */
+                s->ejection_seen = until;
+                s->streak_ejected = 0;
+            }
+            if (++s->streak_ejected >= rise &&
+                __atomic_compare_exchange_n(&s->ejected_until, &until, 0, false,
+                                            __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+                STORE(s->consecutive_errors, 0);
+                STORE(s->back_since, now);
+                return STATE_UNEJECTED;
+            }
+        }
         if (LOAD(s->health) == SRV_DOWN && s->streak_ok >= rise) {
             STORE(s->health, SRV_UP);
             s->health_since = now;
@@ -182,6 +196,7 @@ int state_check_result(server_state_t *s, bool ok, unsigned rise, unsigned fall,
         return 0;
     }
     s->streak_ok = 0;
+    s->streak_ejected = 0;
     s->streak_fail++;
     if (LOAD(s->health) == SRV_UP && s->streak_fail >= fall) {
         STORE(s->health, SRV_DOWN);

@@ -33,6 +33,8 @@ typedef struct {
     uint64_t last_check;     /* when the last check finished */
     int last_status;         /* HTTP status of the last check, 0 for none/TCP */
     char last_error[96];     /* why the last failed check failed, "" */
+    uint64_t ejection_seen;  /* the ejected_until the checks last saw */
+    unsigned streak_ejected; /* successful checks since that ejection began */
 
     /* admin API (control thread) writes; workers read */
     uint8_t admin;
@@ -86,7 +88,10 @@ bool state_report_failure(pool_state_t *p, server_state_t *s, const conf_outlier
                           uint64_t now);
 
 /* Control thread: the result of one active check. Returns +1 when the
- * server went up, -1 when it went down, 0 otherwise. */
+ * server went up, -1 when it went down, STATE_UNEJECTED when rise successful
+ * checks in a row since a passive ejection began ended it early (active
+ * checks bring ejected servers back), 0 otherwise. */
+#define STATE_UNEJECTED 2
 int state_check_result(server_state_t *s, bool ok, unsigned rise, unsigned fall, uint64_t now);
 
 /* Control thread: re-evaluates which pool serves each pool's traffic

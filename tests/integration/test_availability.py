@@ -311,6 +311,8 @@ def test_server_returning_500s_is_ejected_and_brought_back(env):
 
 
 def test_health_check_rise_ends_an_ejection(env):
+    """Active checks bring ejected servers back: rise successful checks in a
+    row after a passive ejection began end it, long before its 30 s."""
     bad = Ctl(status=500)
     a, b = env.backend("a", handler=bad), env.backend("b", handler=Ctl())
     s = env.surety(harness.simple_config([a, b], pool={
@@ -323,18 +325,34 @@ def test_health_check_rise_ends_an_ejection(env):
         if len(traffic(a)) == 2:
             break
     s.wait_stderr("outlier: pool site server %s ejected for 30000 ms" % a.address, timeout=1)
-    bad.status = 200
-    bad.health = 500
-    s.wait_stderr("health: pool site server %s is DOWN" % a.address, timeout=2)
-    assert server(s, "site", a.address)["ejected_for_ms"] > 25000
     t0 = time.monotonic()
-    bad.health = 200
-    s.wait_stderr("health: pool site server %s is UP after 2" % a.address, timeout=2)
-    # the rise of the active checks ends the 30 s passive ejection
+    bad.status = 200
+    s.wait_stderr("outlier: pool site server %s is back before its ejection ended: 2 "
+                  "successful checks" % a.address, timeout=2)
     srv = server(s, "site", a.address)
     assert srv["usable"] is True and srv["ejected_for_ms"] == 0, srv
     wait_until(lambda: who(get(s)) == "a", 1, what="requests to a again")
     assert time.monotonic() - t0 < 2
+
+
+def test_failing_health_checks_keep_an_ejected_server_out(env):
+    """An ejected server whose checks fail stays out (down), and comes back
+    with the checks' rise, not before."""
+    bad = Ctl(status=500, health=500)
+    a, b = env.backend("a", handler=bad), env.backend("b", handler=Ctl())
+    s = env.surety(harness.simple_config([a, b], pool={
+        "retry": {"attempts": 0},
+        "health": {"type": "http", "path": "/healthz", "interval": "100ms", "timeout": "80ms",
+                   "rise": 2, "fall": 1},
+        "outlier": {"consecutive_errors": 2, "ejection": "30s"}}))
+    s.wait_stderr("health: pool site server %s is DOWN" % a.address, timeout=2)
+    time.sleep(0.5)
+    srv = server(s, "site", a.address)
+    assert srv["usable"] is False and srv["health"] == "down", srv
+    bad.health = 200
+    bad.status = 200
+    s.wait_stderr("health: pool site server %s is UP after 2" % a.address, timeout=2)
+    wait_until(lambda: who(get(s)) == "a", 1, what="requests to a again")
 
 
 # --- active health checks -------------------------------------------------------------

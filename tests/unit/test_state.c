@@ -103,6 +103,31 @@ static void test_health_rise_and_fall(void **st)
     state_free(s);
 }
 
+static void test_rise_successful_checks_end_an_ejection(void **st)
+{
+    (void)st;
+    state_t *s = state_new(&conf);
+    pool_state_t *p = &s->pools[0];
+    server_state_t *a = &p->servers[0];
+    assert_int_equal(state_check_result(a, true, 2, 3, 50), 0); /* before: no ejection */
+    for (int i = 0; i < 3; i++)
+        state_report_failure(p, a, &outlier, 100);
+    assert_false(state_server_usable(a, 100));
+    /* the success before the ejection does not count towards rise */
+    assert_int_equal(state_check_result(a, true, 2, 3, 200), 0);
+    assert_false(state_server_usable(a, 200));
+    assert_int_equal(state_check_result(a, true, 2, 3, 300), STATE_UNEJECTED);
+    assert_true(state_server_usable(a, 300));
+    assert_int_equal(a->back_since, 300);
+    /* a failed check in between starts the count again */
+    for (int i = 0; i < 3; i++)
+        state_report_failure(p, a, &outlier, 400);
+    assert_int_equal(state_check_result(a, true, 2, 3, 500), 0);
+    assert_int_equal(state_check_result(a, false, 2, 3, 600), 0);
+    assert_int_equal(state_check_result(a, true, 2, 3, 700), 0);
+    state_free(s);
+}
+
 static size_t changes;
 static size_t last_to;
 static void on_change(const conf_t *c, size_t pool, size_t from, size_t to, void *ud)
@@ -205,6 +230,7 @@ int main(void)
         cmocka_unit_test_setup(test_single_server_pool_may_eject_its_one_server_only_if_others,
                                setup),
         cmocka_unit_test_setup(test_health_rise_and_fall, setup),
+        cmocka_unit_test_setup(test_rise_successful_checks_end_an_ejection, setup),
         cmocka_unit_test_setup(test_failover_below_min_healthy_and_failback_after_hysteresis,
                                setup),
         cmocka_unit_test_setup(test_failover_walks_the_backup_chain, setup),
