@@ -319,7 +319,8 @@ static const conf_key_t pool_keys[] = {
              "servers are never checked (the keys below show the values a check would use)."},
     {.name = "outlier", .type = CONF_T_MAP, .sub = outlier_keys, FIELD(conf_pool_t, outlier),
      .help = "Passive health checks: servers that keep failing real requests are ejected "
-             "for a while."},
+             "for a while; with `health` checks, `rise` successful checks in a row end an "
+             "ejection early."},
     {.name = "retry", .type = CONF_T_MAP, .sub = retry_keys, FIELD(conf_pool_t, retry),
      .help = "Retrying requests that failed, on another server, within a budget."},
     {0},
