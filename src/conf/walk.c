@@ -782,7 +782,7 @@ static void walk_list(conf_ctx_t *ctx, const frame_t *fr, const conf_key_t *k, c
         } else {
             char epath[PATH_MAX_LEN], expect[256] = "a map";
             if (k->shorthand) {
-                strcpy(expect, "a map or ");
+                snprintf(expect, sizeof(expect), "a map or ");
                 expect_of(conf_key_find(k->sub, k->shorthand, strlen(k->shorthand)),
                           expect + strlen(expect), sizeof(expect) - strlen(expect));
             }
