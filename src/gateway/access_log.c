@@ -141,10 +141,9 @@ void access_log_reopen(access_log_t *log)
 {
     if (!log)
         return;
+    /* The writer reopens before it writes its next batch: until a line comes
+     * there is nothing to write to the old file either. */
     __atomic_store_n(&log->reopen, 1, __ATOMIC_RELEASE);
-    /* Wake the writer so the reopen happens even when no request comes. */
-    ssize_t r = write(log->pipe_wr, "", 0);
-    (void)r;
 }
 
 void access_log_writer_init(access_log_writer_t *w, access_log_t *log, uint64_t *dropped)
