@@ -8,9 +8,10 @@
 # behind the operator's back.
 set -euo pipefail
 
-build=(meson ninja-build pkg-config gcc libc6-dev libfyaml-dev libssl-dev libjansson-dev curl)
-test=(clang libclang-rt-14-dev libcmocka-dev python3-pytest prometheus wrk openssl)
-bench=(haproxy nginx-light wrk)
+build=(meson ninja-build pkg-config gcc libc6-dev libfyaml-dev libssl-dev libjansson-dev curl
+       libmodsecurity-dev modsecurity-crs libnftables-dev)
+test=(clang libclang-rt-14-dev libcmocka-dev python3-pytest prometheus wrk openssl nftables iproute2)
+bench=(haproxy nginx-light libnginx-mod-http-modsecurity wrk)
 
 want=("${build[@]}")
 case "${1:-}" in
