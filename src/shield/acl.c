@@ -25,18 +25,14 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "core/cidr.h"
 #include "shield/acl.h"
 
 #define ACL_NONE UINT32_MAX
-/* The longest text acl_add can accept: a full IPv6 address with an IPv4
- * tail, "/128" and a spare byte. */
-#define ACL_TEXT_MAX (INET6_ADDRSTRLEN + 4)
 #define ACL_LINE_MAX 1024
 
-/* 128 bits, most significant first: w[0] holds bits 0-63. */
-typedef struct {
-    uint64_t w[2];
-} acl_key_t;
+/* 128 bits, most significant first (core/cidr.h). */
+typedef cidr_key_t acl_key_t;
 
 typedef struct {
     acl_key_t key;     /* bits past plen are zero */
@@ -61,57 +57,6 @@ struct acl {
 static inline unsigned key_bit(const acl_key_t *k, unsigned i)
 {
     return i < 64 ? (unsigned)(k->w[0] >> (63 - i)) & 1 : (unsigned)(k->w[1] >> (127 - i)) & 1;
-}
-
-/* The number of leading bits a and b share, 0 to 128. */
-static inline unsigned key_common(const acl_key_t *a, const acl_key_t *b)
-{
-    uint64_t x = a->w[0] ^ b->w[0];
-    if (x)
-        return (unsigned)__builtin_clzll(x);
-    x = a->w[1] ^ b->w[1];
-    if (x)
-        return 64 + (unsigned)__builtin_clzll(x);
-    return 128;
-}
-
-/* k with every bit from position plen on cleared. */
-static acl_key_t key_mask(acl_key_t k, unsigned plen)
-{
-    if (plen == 0) {
-        k.w[0] = 0;
-        k.w[1] = 0;
-    } else if (plen < 64) {
-        k.w[0] &= ~UINT64_C(0) << (64 - plen);
-        k.w[1] = 0;
-    } else if (plen == 64) {
-        k.w[1] = 0;
-    } else if (plen < 128) {
-        k.w[1] &= ~UINT64_C(0) << (128 - plen);
-    }
-    return k;
-}
-
-static acl_key_t key_from_v4(const struct in_addr *a)
-{
-    acl_key_t k = {{(uint64_t)ntohl(a->s_addr) << 32, 0}};
-    return k;
-}
-
-static acl_key_t key_from_v6(const struct in6_addr *a)
-{
-    acl_key_t k = {{0, 0}};
-    for (int i = 0; i < 8; i++) {
-        k.w[0] = k.w[0] << 8 | a->s6_addr[i];
-        k.w[1] = k.w[1] << 8 | a->s6_addr[8 + i];
-    }
-    return k;
-}
-
-/* ::ffff:0:0/96, the IPv4-mapped range (RFC 4291 2.5.5.2). */
-static bool key_is_v4_mapped(const acl_key_t *k)
-{
-    return k->w[0] == 0 && (k->w[1] >> 32) == 0xffff;
 }
 
 static void trie_init(acl_trie_t *t, uint8_t maxbits)
@@ -175,7 +120,7 @@ static int trie_insert(acl_trie_t *t, acl_key_t key, unsigned plen, int value)
             return 0;
         }
         acl_node_t *n = &t->nodes[*link];
-        unsigned common = key_common(&key, &n->key);
+        unsigned common = cidr_key_common(&key, &n->key);
         if (common > plen)
             common = plen;
         if (common > n->plen)
@@ -202,7 +147,7 @@ static int trie_insert(acl_trie_t *t, acl_key_t key, unsigned plen, int value)
         if (common == plen) {
             up = trie_node(t, key, plen, value);
         } else {
-            up = trie_node(t, key_mask(key, common), common, -1);
+            up = trie_node(t, cidr_key_mask(key, common), common, -1);
             t->nodes[up].child[!nbit] = trie_node(t, key, plen, value);
         }
         t->nodes[up].child[nbit] = below;
@@ -221,7 +166,7 @@ static int trie_lookup(const acl_trie_t *t, const acl_key_t *key)
     uint32_t i = t->root;
     while (i != ACL_NONE) {
         const acl_node_t *n = &t->nodes[i];
-        if (key_common(key, &n->key) < n->plen)
+        if (cidr_key_common(key, &n->key) < n->plen)
             break;
         if (n->value >= 0)
             best = n->value;
@@ -297,94 +242,13 @@ void acl_free(acl_t *acl)
     free(acl);
 }
 
-typedef struct {
-    bool v6; /* family of the stored entry (after v4-mapped folding) */
-    acl_key_t key;
-    unsigned plen;
-} acl_prefix_t;
-
-static const char why_address[] = "not an IPv4 or IPv6 address";
-static const char why_host_bits[] = "host bits set past the prefix length";
-
-/* Parses "ADDR" or "ADDR/N" into ret. On -EINVAL, *why says what is wrong
- * and, when only host bits are (why_host_bits), ret holds the masked
- * prefix the operator probably meant. */
-static int acl_parse(const char *s, size_t len, acl_prefix_t *ret, const char **why)
-{
-    char text[ACL_TEXT_MAX];
-    const char *slash = len ? memchr(s, '/', len) : NULL;
-    size_t alen = slash ? (size_t)(slash - s) : len;
-    acl_prefix_t p = {false, {{0, 0}}, 0};
-    unsigned maxbits;
-    struct in6_addr a6;
-    struct in_addr a4;
-
-    /* inet_pton wants a C string, and would stop at a NUL in the view. */
-    if (alen == 0 || alen >= sizeof(text) || memchr(s, '\0', alen)) {
-        *why = why_address;
-        return -EINVAL;
-    }
-    memcpy(text, s, alen);
-    text[alen] = '\0';
-    if (memchr(text, ':', alen)) {
-        if (inet_pton(AF_INET6, text, &a6) != 1) {
-            *why = why_address;
-            return -EINVAL;
-        }
-        p.v6 = true;
-        p.key = key_from_v6(&a6);
-        maxbits = 128;
-    } else {
-        if (inet_pton(AF_INET, text, &a4) != 1) {
-            *why = why_address;
-            return -EINVAL;
-        }
-        p.key = key_from_v4(&a4);
-        maxbits = 32;
-    }
-    p.plen = maxbits;
-    if (slash) {
-        const char *d = slash + 1, *end = s + len;
-        size_t nd = (size_t)(end - d);
-        unsigned v = 0;
-        bool ok = nd >= 1 && nd <= 3 && !(nd > 1 && d[0] == '0');
-        for (size_t i = 0; ok && i < nd; i++) {
-            ok = d[i] >= '0' && d[i] <= '9';
-            v = v * 10 + (unsigned)(d[i] - '0');
-        }
-        if (!ok || v > maxbits) {
-            *why = maxbits == 32 ? "bad prefix length (want /0 to /32)"
-                                 : "bad prefix length (want /0 to /128)";
-            return -EINVAL;
-        }
-        p.plen = v;
-    }
-    acl_key_t masked = key_mask(p.key, p.plen);
-    if (key_common(&masked, &p.key) < 128) {
-        p.key = masked;
-        *ret = p;
-        *why = why_host_bits;
-        return -EINVAL;
-    }
-    /* Fold ::ffff:a.b.c.d/N (N >= 96) into the IPv4 trie, where lookups of
-     * mapped addresses go. */
-    if (p.v6 && p.plen >= 96 && key_is_v4_mapped(&p.key)) {
-        p.v6 = false;
-        p.key.w[0] = p.key.w[1] << 32;
-        p.key.w[1] = 0;
-        p.plen -= 96;
-    }
-    *ret = p;
-    return 0;
-}
-
 int acl_add(acl_t *acl, const char *cidr, size_t len, int value)
 {
-    acl_prefix_t p;
+    cidr_t p;
     const char *why;
 
     assert(acl && (cidr || len == 0));
-    if (value < 0 || acl_parse(cidr, len, &p, &why) < 0)
+    if (value < 0 || cidr_parse(cidr, len, &p, &why) < 0)
         return -EINVAL;
     return trie_insert(p.v6 ? &acl->v6 : &acl->v4, p.key, p.plen, value);
 }
@@ -392,21 +256,12 @@ int acl_add(acl_t *acl, const char *cidr, size_t len, int value)
 int acl_lookup(const acl_t *acl, const struct sockaddr *sa)
 {
     acl_key_t k;
+    bool v6;
 
     assert(acl && sa);
-    if (sa->sa_family == AF_INET) {
-        k = key_from_v4(&((const struct sockaddr_in *)(const void *)sa)->sin_addr);
-        return trie_lookup(&acl->v4, &k);
-    }
-    if (sa->sa_family != AF_INET6)
+    if (!cidr_key_from_sockaddr(sa, &k, &v6))
         return -1;
-    k = key_from_v6(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
-    if (key_is_v4_mapped(&k)) {
-        k.w[0] = k.w[1] << 32;
-        k.w[1] = 0;
-        return trie_lookup(&acl->v4, &k);
-    }
-    return trie_lookup(&acl->v6, &k);
+    return trie_lookup(v6 ? &acl->v6 : &acl->v4, &k);
 }
 
 size_t acl_count(const acl_t *acl)
@@ -434,10 +289,8 @@ static const char *line_entry(const char *line, size_t *len)
 /* Formats "PATH:LINE: why" into err for the entry s[0, len) that failed
  * with r, naming the prefix meant when only host bits were wrong. */
 static void line_error(char *err, size_t errlen, const char *path, unsigned long lineno,
-                       const char *s, size_t len, int r, const char *why, const acl_prefix_t *p)
+                       const char *s, size_t len, int r, const char *why, const cidr_t *p)
 {
-    char addr[INET6_ADDRSTRLEN];
-
     if (!err || errlen == 0)
         return;
     if (r == -ENOSPC || r == -ENOMEM) {
@@ -446,16 +299,11 @@ static void line_error(char *err, size_t errlen, const char *path, unsigned long
         return;
     }
     int shown = len > 64 ? 64 : (int)len;
-    if (why == why_host_bits) {
-        uint32_t v4 = htonl((uint32_t)(p->key.w[0] >> 32));
-        uint8_t v6[16];
-        for (int i = 0; i < 8; i++) {
-            v6[i] = (uint8_t)(p->key.w[0] >> (56 - 8 * i));
-            v6[8 + i] = (uint8_t)(p->key.w[1] >> (56 - 8 * i));
-        }
-        inet_ntop(p->v6 ? AF_INET6 : AF_INET, p->v6 ? (void *)v6 : (void *)&v4, addr, sizeof(addr));
-        snprintf(err, errlen, "%s:%lu: %s in \"%.*s\" (the network is %s/%u)", path, lineno, why,
-                 shown, s, addr, p->plen);
+    if (why == cidr_why_host_bits) {
+        char net[CIDR_TEXT_MAX];
+        cidr_format(p, net, sizeof(net));
+        snprintf(err, errlen, "%s:%lu: %s in \"%.*s\" (the network is %s)", path, lineno, why,
+                 shown, s, net);
         return;
     }
     snprintf(err, errlen, "%s:%lu: %s: \"%.*s\"", path, lineno, why, shown, s);
@@ -516,9 +364,9 @@ int acl_load_file(acl_t *acl, const char *path, int value, char *err, size_t err
         const char *s = line_entry(line, &len);
         if (len == 0)
             continue;
-        acl_prefix_t p = {false, {{0, 0}}, 0};
+        cidr_t p = {false, {{0, 0}}, 0};
         const char *why = NULL;
-        r = acl_parse(s, len, &p, &why);
+        r = cidr_parse(s, len, &p, &why);
         if (r == 0)
             r = trie_insert(p.v6 ? &acl->v6 : &acl->v4, p.key, p.plen, value);
         if (r < 0) {
