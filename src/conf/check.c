@@ -6,6 +6,7 @@
  * these hooks; walk.c calls them with the position of what they check, so
  * every message still has its LINE:COL. */
 #include "conf/conf_int.h"
+#include "core/cidr.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -166,6 +167,57 @@ void conf_parse_hash(conf_ctx_t *ctx, const char *path, const conf_key_t *k, con
         return;
     }
     conf_ctx_error(ctx, m, "%s: expected %s, got %s", path, k->expect, q);
+}
+
+/* shield rate.key: what conf_parse_hash takes, or "route". */
+void conf_parse_rate_key(conf_ctx_t *ctx, const char *path, const conf_key_t *k,
+                         const conf_node_t *v, const char *s, size_t len, void *obj)
+{
+    if (len == 5 && memcmp(s, "route", 5) == 0) {
+        *(conf_hash_kind_t *)((char *)obj + k->off) = CONF_HASH_ROUTE;
+        *(char **)((char *)obj + k->off2) = NULL;
+        return;
+    }
+    conf_parse_hash(ctx, path, k, v, s, len, obj);
+}
+
+/* A deny/allow entry: a CIDR prefix by core/cidr.h's rules, or "@PATH"
+ * (the file is read when the policy is built: see src/shield/policy.c). */
+void conf_check_cidr(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m)
+{
+    char q[CONF_QUOTE_MAX], net[CIDR_TEXT_MAX];
+    size_t len = strlen(value);
+    const char *why;
+    cidr_t p;
+
+    if (value[0] == '@') {
+        if (len == 1)
+            conf_ctx_error(ctx, m, "%s: '@' must be followed by the path of a list file", path);
+        return;
+    }
+    if (cidr_parse(value, len, &p, &why) == 0)
+        return;
+    conf_quote(q, sizeof(q), value, len);
+    if (why == cidr_why_host_bits) {
+        cidr_format(&p, net, sizeof(net));
+        conf_ctx_error(ctx, m, "%s: %s in %s (the network is %s)", path, why, q, net);
+        return;
+    }
+    conf_ctx_error(ctx, m, "%s: %s: %s (want a prefix like 203.0.113.0/24 or 2001:db8::/32, or "
+                           "@PATH)",
+                   path, why, q);
+}
+
+void conf_finish_shield(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where)
+{
+    conf_shield_t *s = obj;
+    conf_mark_t m;
+
+    s->waf.enabled = conf_ctx_mark_find(ctx, &s->waf.enabled, CONF_MARK_MAP, &m);
+    s->ban.enabled = conf_ctx_mark_find(ctx, &s->ban.enabled, CONF_MARK_MAP, &m);
+    if (s->ban.max_ms < s->ban.for_ms)
+        conf_ctx_error(ctx, mark_or(ctx, &s->ban.max_ms, mark_or(ctx, &s->ban.for_ms, where)),
+                       "%s: ban.max must be at least ban.for", path);
 }
 
 /* A status code, or "LOW-HIGH", into the unsigned at k->off and k->off2;

@@ -29,6 +29,12 @@
 
 #include "core/sock.h"
 
+/* A rate: count events per per_ms milliseconds. */
+typedef struct {
+    uint64_t count;
+    uint64_t per_ms;
+} conf_rate_t;
+
 typedef enum {
     CONF_BALANCE_ROUND_ROBIN, /* smooth weighted round-robin */
     CONF_BALANCE_LEAST_CONN,  /* weighted least in-flight requests */
@@ -40,6 +46,7 @@ typedef enum {
     CONF_HASH_SOURCE, /* the client's address */
     CONF_HASH_HEADER, /* a request header's value (hash: header:NAME) */
     CONF_HASH_COOKIE, /* a cookie's value (hash: cookie:NAME) */
+    CONF_HASH_ROUTE,  /* the route (shield rate.key only: one bucket per route) */
 } conf_hash_kind_t;
 
 typedef enum {
@@ -127,7 +134,69 @@ typedef struct {
     char *host;         /* NULL: any host; "*.example.com": suffix; else exact; lower case */
     char *path;         /* path prefix; NULL: any */
     size_t pool;        /* index into conf_t.pools */
+    size_t shield;      /* shield: index into conf_t.shields; SIZE_MAX: the listener's */
 } conf_route_t;
+
+/* One entry of a shield's deny or allow list: a CIDR prefix, or "@PATH" of
+ * a file with one prefix per line. */
+typedef struct {
+    char *entry;
+} conf_cidr_t;
+
+/* One word of a list of words (shield methods). */
+typedef struct {
+    char *word;
+} conf_word_t;
+
+typedef enum {
+    CONF_WAF_BLOCK,  /* a request over the anomaly threshold gets 403 */
+    CONF_WAF_DETECT, /* it passes; the event is still recorded */
+} conf_waf_mode_t;
+
+/* shield.<name>: one security policy (docs/security.md). */
+typedef struct {
+    char *name;
+    conf_cidr_t *deny;    /* deny: refused at accept */
+    size_t ndeny;
+    conf_cidr_t *allow;   /* allow: when present, only these (and not denied) */
+    size_t nallow;
+    conf_word_t *methods; /* methods: allowed request methods; none: any */
+    size_t nmethods;
+    struct {
+        unsigned per_ip;   /* connections.per_ip: open at once per address, 0 none */
+        conf_rate_t rate;  /* connections.rate: new per address; count 0 none */
+        unsigned burst;    /* connections.burst: 0: the rate's count */
+        unsigned max;      /* connections.max: open at once, all addresses, 0 none */
+        size_t table;      /* connections.table: addresses tracked */
+    } conn;
+    struct {
+        conf_rate_t limit;          /* rate.limit; count 0: no rate limit */
+        unsigned burst;             /* rate.burst: 0: the limit's count */
+        conf_hash_kind_t key;       /* rate.key: source | header:NAME | cookie:NAME | route */
+        char *key_name;
+        size_t table;               /* rate.table: buckets kept */
+    } rate;
+    struct {
+        uint64_t body;      /* limits.body: largest request body, 0 none (413) */
+        uint64_t body_rate; /* limits.body_rate: slowest request body, bytes/s, 0 none */
+    } limits;
+    struct {
+        bool enabled;       /* waf: written */
+        char *rules;        /* waf.rules: the CRS directory */
+        unsigned paranoia;  /* waf.paranoia: 1..4 */
+        conf_waf_mode_t mode;
+        unsigned threshold; /* waf.anomaly_threshold */
+        size_t body;        /* waf.body: request body bytes inspected */
+    } waf;
+    struct {
+        bool enabled;       /* ban: written */
+        unsigned after;     /* ban.after: strikes... */
+        uint64_t within_ms; /* ban.within: ...within this window */
+        uint64_t for_ms;    /* ban.for: first ban; doubles for each repeat */
+        uint64_t max_ms;    /* ban.max: longest ban */
+        bool nftables;      /* ban.nftables: also drop in the kernel */
+    } ban;
+} conf_shield_t;
 
 typedef struct {
     char *name;
@@ -139,6 +208,7 @@ typedef struct {
     size_t max_uri;             /* limits.uri: request-line bytes, 8k (414) */
     size_t max_headers;         /* limits.headers: field count, 100 (431) */
     size_t max_header_bytes;    /* limits.header_bytes: whole head, 32k (431) */
+    size_t shield;              /* shield: index into conf_t.shields; SIZE_MAX none */
     conf_route_t *routes;
     size_t nroutes; /* >= 1 */
 } conf_listener_t;
@@ -152,6 +222,12 @@ typedef struct conf {
     char *access_log;  /* path, "-" for stdout, NULL when "off" */
     conf_client_ip_t client_ip;
     bool log_query;    /* log.query: keep the query string in the access log; false */
+    char *security_log; /* log.security: path, "-" for stdout, NULL when "off" */
+    char *data_dir;     /* data_dir: persistent state (bans), default "var" */
+    unsigned waf_threads;   /* security.waf_threads, default 2 */
+    unsigned waf_queue;     /* security.waf_queue, default 1024 */
+    unsigned events_kept;   /* security.events: kept in memory for the API, 1000 */
+    char *nft_table;        /* security.nftables_table, default "surety" */
     uint64_t drain_timeout_ms;  /* drain_timeout: SIGTERM waits this long for in-flight, 30s */
     unsigned max_connections;   /* max_connections: client connections per worker, 10000 */
     size_t buffer_size;         /* buffer_size: per direction per connection, 16k */
@@ -159,6 +235,8 @@ typedef struct conf {
     size_t nlisteners;
     conf_pool_t *pools;
     size_t npools;
+    conf_shield_t *shields;
+    size_t nshields;
 
     /* private */
     int refs;
@@ -191,11 +269,6 @@ int conf_size_parse(const char *s, size_t len, uint64_t *ret_bytes);
  * (100% is 1000000, 99.9% is 999000). */
 int conf_percent_parse(const char *s, size_t len, uint32_t *ret_ppm);
 
-/* A rate: count events per per_ms milliseconds. */
-typedef struct {
-    uint64_t count;
-    uint64_t per_ms;
-} conf_rate_t;
 /* A whole number, '/', and one unit s m h: "100/s", "6000/m". */
 int conf_rate_parse(const char *s, size_t len, conf_rate_t *ret);
 

@@ -274,6 +274,10 @@ void conf_parse_hash(conf_ctx_t *ctx, const char *path, const conf_key_t *k, con
                      const char *s, size_t len, void *obj);
 void conf_parse_status_range(conf_ctx_t *ctx, const char *path, const conf_key_t *k,
                              const conf_node_t *v, const char *s, size_t len, void *obj);
+void conf_check_cidr(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m);
+void conf_parse_rate_key(conf_ctx_t *ctx, const char *path, const conf_key_t *k,
+                         const conf_node_t *v, const char *s, size_t len, void *obj);
+void conf_finish_shield(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where);
 void conf_finish_root(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where);
 void conf_finish_listener(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where);
 void conf_finish_pool(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where);

@@ -47,6 +47,7 @@ static const char *const client_ip_values[] = {"truncate", "hash", "full", NULL}
 static const char *const balance_values[] = {"round-robin", "least-conn", "p2c-ewma", "hash",
                                              NULL};
 static const char *const health_type_values[] = {"http", "tcp", NULL};
+static const char *const waf_mode_values[] = {"block", "detect", NULL};
 static const char *const retry_on_values[] = {"connect", "reset", "timeout", "500", "502", "503",
                                               "504", NULL};
 
@@ -72,6 +73,12 @@ static const conf_key_t log_keys[] = {
     {.name = "query", .type = CONF_T_BOOL, .def = "false", FIELD(conf_t, log_query),
      .help = "Keep the query string of request URIs in the access log. Off by default: query "
              "strings often carry personal data or secrets."},
+    {.name = "security", .type = CONF_T_STRING, .flags = CONF_F_OFF, .def = "-",
+     FIELD(conf_t, security_log),
+     .help = "Where security events go (refused connections, rate limits, WAF blocks, bans), "
+             "one JSON object per line: a file path, `-` for standard output, or `off`. It "
+             "keeps full client addresses: it is the record an investigation starts from. See "
+             "docs/security.md for the format."},
     {0},
 };
 
@@ -120,6 +127,12 @@ static const conf_key_t route_keys[] = {
     {.name = "pool", .type = CONF_T_REF, .flags = CONF_F_REQUIRED, .ref = "pools",
      FIELD(conf_route_t, pool), .doc_example = "api",
      .help = "The pool (a key of `pools`) that serves the requests this route matches."},
+    {.name = "shield", .type = CONF_T_REF, .ref = "shield", FIELD(conf_route_t, shield),
+     .doc_example = "strict",
+     .help = "A security policy (a key of `shield`) for the requests of this route, in place "
+             "of the listener's: its request and content layers (methods, rate, limits, waf) "
+             "apply; its connection layer cannot, since connections are accepted before any "
+             "route is known."},
     {0},
 };
 
@@ -137,8 +150,11 @@ static const conf_key_t listener_keys[] = {
      .sub = route_keys, .noun = "route", ARRAY(conf_listener_t, routes, nroutes, conf_route_t),
      .help = "Routes, tried in order; the first whose `host` and `path` both match serves the "
              "request. A route with neither matches everything, so it belongs last."},
+    {.name = "shield", .type = CONF_T_REF, .ref = "shield", FIELD(conf_listener_t, shield),
+     .doc_example = "default",
+     .help = "The security policy (a key of `shield`) applied to this listener's connections "
+             "and requests. Without it, nothing is filtered."},
     LATER("tls", "TLS termination (certificates, SNI)."),
-    LATER("shield", "The security policy of the listener."),
     {0},
 };
 
@@ -326,6 +342,181 @@ static const conf_key_t pool_keys[] = {
     {0},
 };
 
+static const conf_key_t cidr_keys[] = {
+    {.name = "entry", .type = CONF_T_STRING, .flags = CONF_F_REQUIRED, FIELD(conf_cidr_t, entry),
+     .check = conf_check_cidr, .doc_example = "203.0.113.0/24",
+     .help = "A CIDR prefix, or `@PATH` of a file of prefixes."},
+    {0},
+};
+
+static const conf_key_t word_keys[] = {
+    {.name = "word", .type = CONF_T_STRING, .flags = CONF_F_REQUIRED, FIELD(conf_word_t, word),
+     .check = conf_check_token, .doc_example = "GET", .help = "A request method."},
+    {0},
+};
+
+static const conf_key_t shield_conn_keys[] = {
+    {.name = "per_ip", .type = CONF_T_INT, .def = "0", .min = "0", .max = "1000000",
+     FIELD(conf_shield_t, conn.per_ip),
+     .help = "Most connections one client address may have open at once; more are closed at "
+             "accept. 0: no limit."},
+    {.name = "rate", .type = CONF_T_RATE, .def = "0/s", .max = "1000000/s",
+     FIELD(conf_shield_t, conn.rate),
+     .help = "Most new connections per client address, like `50/s`, over `burst`; more are "
+             "closed at accept. `0/s`: no limit."},
+    {.name = "burst", .type = CONF_T_INT, .def = "0", .min = "0", .max = "1000000",
+     FIELD(conf_shield_t, conn.burst),
+     .help = "New connections an address may open at once before `rate` applies; 0 is the "
+             "rate's count (a rate of `50/s` allows bursts of 50)."},
+    {.name = "max", .type = CONF_T_INT, .def = "0", .min = "0", .max = "100000000",
+     FIELD(conf_shield_t, conn.max),
+     .help = "Most connections open at once from all addresses together on the listeners of "
+             "this policy; more are closed at accept. 0: no limit (`max_connections` per "
+             "worker still applies)."},
+    {.name = "table", .type = CONF_T_INT, .def = "100000", .min = "8", .max = "100000000",
+     FIELD(conf_shield_t, conn.table),
+     .help = "Client addresses tracked for `per_ip` and `rate`: a fixed table of about 32 bytes "
+             "an entry, allocated at start; when full, the least recently seen address is "
+             "forgotten. Make it larger than the addresses you expect at once."},
+    {0},
+};
+
+static const conf_key_t shield_rate_keys[] = {
+    {.name = "limit", .type = CONF_T_RATE, .flags = CONF_F_REQUIRED, .max = "1000000/s",
+     FIELD(conf_shield_t, rate.limit), .doc_example = "100/s",
+     .help = "Requests allowed per key, like `100/s` or `6000/m`, refilled continuously (a "
+             "token bucket); a request over it gets 429 with `Retry-After`. Required when "
+             "`rate` is present."},
+    {.name = "burst", .type = CONF_T_INT, .def = "0", .min = "0", .max = "1000000",
+     FIELD(conf_shield_t, rate.burst),
+     .help = "Requests a key may make at once before `limit` applies (the bucket's size); 0 "
+             "is the limit's count."},
+    {.name = "key", .type = CONF_T_CUSTOM, .def = "source", FIELD(conf_shield_t, rate.key),
+     .off2 = offsetof(conf_shield_t, rate.key_name), .parse = conf_parse_rate_key,
+     .doc_type = "`source`, `header:NAME`, `cookie:NAME` or `route`",
+     .expect = "source, header:NAME, cookie:NAME or route",
+     .help = "What one bucket is for: the client's address (`source`), a request header's "
+             "value (`header:NAME`, an API key say; requests without it share one bucket), a "
+             "cookie's value (`cookie:NAME`), or the route (`route`: all clients of a route "
+             "share its bucket, a cap on what reaches the pool)."},
+    {.name = "table", .type = CONF_T_INT, .def = "100000", .min = "8", .max = "100000000",
+     FIELD(conf_shield_t, rate.table),
+     .help = "Buckets kept: a fixed table of about 32 bytes a bucket, allocated at start, so a "
+             "flood from millions of keys cannot grow memory; when full, the least recently "
+             "used bucket is forgotten (its key starts again with a full bucket)."},
+    {0},
+};
+
+static const conf_key_t shield_limit_keys[] = {
+    {.name = "body", .type = CONF_T_SIZE, .def = "0", .min = "0", .max = "1024g",
+     FIELD(conf_shield_t, limits.body),
+     .help = "Largest request body; a larger announced length gets 413 before anything is "
+             "forwarded, a chunked body that grows past it is cut. 0: no limit. (The limits "
+             "on the request line and head are the listener's `limits`, since they apply "
+             "while the head is read, before a route is known.)"},
+    {.name = "body_rate", .type = CONF_T_SIZE, .def = "0", .min = "0", .max = "1g",
+     FIELD(conf_shield_t, limits.body_rate),
+     .help = "Slowest request body, in bytes per second, averaged from the end of the head; "
+             "an upload slower than this after its first 5 seconds gets 408 (the slow-POST "
+             "form of slowloris). 0: only `timeouts.client` applies."},
+    {0},
+};
+
+static const conf_key_t shield_waf_keys[] = {
+    {.name = "rules", .type = CONF_T_STRING, .def = "/usr/share/modsecurity-crs",
+     FIELD(conf_shield_t, waf.rules),
+     .help = "The OWASP Core Rule Set directory (with `rules/`), as the Debian package "
+             "`modsecurity-crs` installs it."},
+    {.name = "paranoia", .type = CONF_T_INT, .def = "1", .min = "1", .max = "4",
+     FIELD(conf_shield_t, waf.paranoia),
+     .help = "CRS paranoia level: 1 blocks classic attacks with almost no false positives; "
+             "each level up adds stricter rules and more false positives to tune away."},
+    {.name = "mode", .type = CONF_T_ENUM, .def = "block", .values = waf_mode_values,
+     FIELD(conf_shield_t, waf.mode),
+     .help = "`block` answers 403 to a request whose anomaly score reaches the threshold; "
+             "`detect` lets it through and still records the event (to try rules on real "
+             "traffic first)."},
+    {.name = "anomaly_threshold", .type = CONF_T_INT, .def = "5", .min = "1", .max = "10000",
+     FIELD(conf_shield_t, waf.threshold),
+     .help = "Inbound anomaly score at which a request is blocked (a critical rule scores 5, "
+             "an error 4, a warning 3, a notice 2)."},
+    {.name = "body", .type = CONF_T_SIZE, .def = "64k", .min = "0", .max = "1m",
+     FIELD(conf_shield_t, waf.body),
+     .help = "Request body bytes inspected; the request is held until they have arrived and "
+             "the verdict is known. Bytes past it are not inspected."},
+    {0},
+};
+
+static const conf_key_t shield_ban_keys[] = {
+    {.name = "after", .type = CONF_T_INT, .def = "20", .min = "1", .max = "1000000",
+     FIELD(conf_shield_t, ban.after),
+     .help = "Security events (strikes: refused connections, 429s, 4xx from the limits, WAF "
+             "matches) from one address within `within` that ban it."},
+    {.name = "within", .type = CONF_T_DURATION, .def = "1m", .min = "1s", .max = "1d",
+     FIELD(conf_shield_t, ban.within_ms), .help = "The sliding window strikes are counted in."},
+    {.name = "for", .type = CONF_T_DURATION, .def = "10m", .min = "1s", .max = "365d",
+     FIELD(conf_shield_t, ban.for_ms),
+     .help = "How long a first ban lasts; each repeat offence doubles it, up to `max`."},
+    {.name = "max", .type = CONF_T_DURATION, .def = "1d", .min = "1s", .max = "365d",
+     FIELD(conf_shield_t, ban.max_ms), .help = "Longest ban. At least `for`."},
+    {.name = "nftables", .type = CONF_T_BOOL, .def = "false", FIELD(conf_shield_t, ban.nftables),
+     .help = "Also put banned addresses into an nftables set (table `inet` "
+             "`security.nftables_table`) so the kernel drops their packets. Needs "
+             "CAP_NET_ADMIN."},
+    {0},
+};
+
+static const conf_key_t shield_keys[] = {
+    {.name = "deny", .type = CONF_T_LIST, .max = "100000", .sub = cidr_keys, .noun = "entry",
+     .shorthand = "entry", ARRAY(conf_shield_t, deny, ndeny, conf_cidr_t),
+     .doc_example = "[ 203.0.113.0/24, \"@etc/deny.txt\" ]",
+     .help = "Client addresses refused at accept: CIDR prefixes (`203.0.113.0/24`, "
+             "`2001:db8::/32`, a bare address) and `@PATH` files of them (one a line, `#` "
+             "comments), which are reloaded when they change. The longest matching prefix of "
+             "`deny` and `allow` decides."},
+    {.name = "allow", .type = CONF_T_LIST, .max = "100000", .sub = cidr_keys, .noun = "entry",
+     .shorthand = "entry", ARRAY(conf_shield_t, allow, nallow, conf_cidr_t),
+     .doc_example = "[ 10.0.0.0/8 ]",
+     .help = "When present, only these addresses are accepted (an allow list); a longer `deny` "
+             "prefix inside an allowed one still refuses. Same syntax as `deny`."},
+    {.name = "methods", .type = CONF_T_LIST, .max = "100", .sub = word_keys, .noun = "method",
+     .shorthand = "word", ARRAY(conf_shield_t, methods, nmethods, conf_word_t),
+     .doc_example = "[ GET, HEAD, POST ]",
+     .help = "Request methods allowed; others get 405. Without it, any method."},
+    {.name = "connections", .type = CONF_T_MAP, .sub = shield_conn_keys,
+     .help = "Connection-layer limits, checked at accept."},
+    {.name = "rate", .type = CONF_T_MAP, .sub = shield_rate_keys,
+     .help = "Request rate limit: a token bucket per key."},
+    {.name = "limits", .type = CONF_T_MAP, .sub = shield_limit_keys,
+     .help = "Request body size and speed."},
+    {.name = "waf", .type = CONF_T_MAP, .sub = shield_waf_keys, FIELD(conf_shield_t, waf.enabled),
+     .help = "Inspect requests with ModSecurity and the OWASP Core Rule Set, on the WAF threads "
+             "(`security.waf_threads`). Without it, no content inspection."},
+    {.name = "ban", .type = CONF_T_MAP, .sub = shield_ban_keys, FIELD(conf_shield_t, ban.enabled),
+     .help = "Ban addresses that keep causing security events (fail2ban built in). Bans "
+             "persist in `data_dir` across restarts. Without it, nobody is banned "
+             "automatically."},
+    {0},
+};
+
+static const conf_key_t security_keys[] = {
+    {.name = "waf_threads", .type = CONF_T_INT, .def = "2", .min = "1", .max = "256",
+     FIELD(conf_t, waf_threads),
+     .help = "Threads that run WAF inspections, beside the workers, so requests the WAF does "
+             "not inspect never wait behind it."},
+    {.name = "waf_queue", .type = CONF_T_INT, .def = "1024", .min = "1", .max = "1000000",
+     FIELD(conf_t, waf_queue),
+     .help = "Requests waiting for a WAF thread; past it, requests to inspect get 503 (and are "
+             "counted) rather than queueing without bound."},
+    {.name = "events", .type = CONF_T_INT, .def = "1000", .min = "1", .max = "1000000",
+     FIELD(conf_t, events_kept),
+     .help = "Security events kept in memory for `GET /api/v1/security/events`."},
+    {.name = "nftables_table", .type = CONF_T_STRING, .def = "surety", FIELD(conf_t, nft_table),
+     .check = conf_check_name,
+     .help = "Name of the nftables table (family `inet`) that `ban.nftables` fills."},
+    {0},
+};
+
 static const conf_key_t top_keys[] = {
     {.name = "workers", .type = CONF_T_INT, .flags = CONF_F_AUTO, .def = "auto", .min = "1",
      .max = "256", FIELD(conf_t, workers),
@@ -344,7 +535,12 @@ static const conf_key_t top_keys[] = {
              "anyway; 0 stops at once."},
     {.name = "admin", .type = CONF_T_MAP, .sub = admin_keys,
      .help = "The admin listener: metrics, health and the API."},
-    {.name = "log", .type = CONF_T_MAP, .sub = log_keys, .help = "The access log."},
+    {.name = "log", .type = CONF_T_MAP, .sub = log_keys, .help = "The access and security logs."},
+    {.name = "data_dir", .type = CONF_T_STRING, .def = "var", FIELD(conf_t, data_dir),
+     .help = "Directory for state kept across restarts (the bans, in `bans`); created when "
+             "missing."},
+    {.name = "security", .type = CONF_T_MAP, .sub = security_keys,
+     .help = "Settings shared by every `shield` policy."},
     {.name = "listeners", .type = CONF_T_NAMED, .flags = CONF_F_REQUIRED, .min = "1",
      .max = "1000", .sub = listener_keys, .noun = "listener", .check = conf_check_name,
      .finish = conf_finish_listener, ARRAY(conf_t, listeners, nlisteners, conf_listener_t),
@@ -359,8 +555,12 @@ static const conf_key_t top_keys[] = {
      .help = "Groups of servers that routes send requests to, each under a name of 1 to 64 of "
              "`A-Z a-z 0-9 _ . -`."},
     LATER("tls", "TLS settings shared by listeners."),
-    LATER("shield", "Security policies: address lists, connection and rate limits, the WAF, "
-                    "bans."),
+    {.name = "shield", .type = CONF_T_NAMED, .max = "1000", .sub = shield_keys, .noun = "shield",
+     .check = conf_check_name, .finish = conf_finish_shield,
+     ARRAY(conf_t, shields, nshields, conf_shield_t), .name_off = offsetof(conf_shield_t, name),
+     .doc_example = "default",
+     .help = "Security policies, each under a name of 1 to 64 of `A-Z a-z 0-9 _ . -`, used "
+             "by listeners and routes (`shield: NAME`). See docs/security.md."},
     LATER("store", "The embedded store for events, reports and the service desk."),
     LATER("monitors", "Active probes of the service."),
     LATER("objectives", "Service level objectives and their error budgets."),

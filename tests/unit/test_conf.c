@@ -503,10 +503,9 @@ static const error_case_t error_cases[] = {
      "t.yaml:2:1: 'monitors' is not supported yet in this version\n"},
     {"planned nested key",
      "listeners:\n"
-     "  web: { listen: \":80\", shield: default, tls: {}, routes: [ { pool: site } ] }\n"
+     "  web: { listen: \":80\", tls: {}, routes: [ { pool: site } ] }\n"
      "pools: { site: { servers: [ \":81\" ] } }\n",
-     "t.yaml:2:25: 'shield' is not supported yet in this version\n"
-     "t.yaml:2:42: 'tls' is not supported yet in this version\n"},
+     "t.yaml:2:25: 'tls' is not supported yet in this version\n"},
     {"bad duration", "drain_timeout: fast\n" BASE,
      "t.yaml:1:16: drain_timeout: expected a duration like 2s or 250ms, got 'fast'\n"},
     {"bare number as a duration", "drain_timeout: 30\n" BASE,
