@@ -28,6 +28,14 @@
 #                   median of the rounds (the first proxy measured on a cold
 #                   machine is otherwise penalised: seen as much as 30%)
 #   BENCH_KEEP=1    keep the temp dir (configs, logs, raw wrk output)
+#   BENCH_SIZES     which responses (default "small 64k")
+#   BENCH_REF       the proxy the ratio columns divide by (default haproxy)
+#
+# Shield variants (bench/shield.sh runs them): surety_limits is surety with a
+# 100,000-entry deny list, per-address connection limits, a rate limit and
+# body limits that the load never trips (their bookkeeping is what is
+# measured); surety_waf adds the WAF (OWASP CRS, paranoia 1); nginx_waf is
+# nginx with libnginx-mod-http-modsecurity and the same CRS files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -37,6 +45,8 @@ BENCH_WARMUP=${BENCH_WARMUP:-1}
 BENCH_CONNS=${BENCH_CONNS:-50}
 BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_PROXIES=${BENCH_PROXIES:-"surety haproxy nginx"}
+BENCH_SIZES=${BENCH_SIZES:-"small 64k"}
+BENCH_REF=${BENCH_REF:-haproxy}
 BASE=${BENCH_PORT_BASE:-18100}
 SURETY_BIN=${SURETY_BENCH_BIN:-$REPO/build/surety}
 HAPROXY=${HAPROXY:-/usr/sbin/haproxy}
@@ -50,6 +60,11 @@ SURETY_PORT=$((BASE + 1))
 SURETY_ADMIN=$((BASE + 2))
 HAPROXY_PORT=$((BASE + 3))
 NGINX_PORT=$((BASE + 4))
+LIMITS_PORT=$((BASE + 5))
+LIMITS_ADMIN=$((BASE + 6))
+WAF_PORT=$((BASE + 7))
+WAF_ADMIN=$((BASE + 8))
+NGINX_WAF_PORT=$((BASE + 9))
 
 if [ "$(nproc)" -ge 2 ]; then
     PROXY_CPU=1
@@ -136,27 +151,69 @@ PIDS+=($!)
 wait_http "http://127.0.0.1:$BACKEND_PORT/small" 200 10 || exit 1
 
 # --- proxies --------------------------------------------------------------------
-start_surety() {
+# surety_variant NAME PORT ADMIN_PORT SHIELD_JSON (empty: no shield)
+surety_variant() {
     if [ ! -x "$SURETY_BIN" ]; then
-        echo "bench: $SURETY_BIN not built: surety column skipped (make build)" >&2
+        echo "bench: $SURETY_BIN not built: $1 column skipped (make build)" >&2
         return 1
     fi
-    mkdir -p "$TMP/surety"
-    cat >"$TMP/surety/surety.yaml" <<EOF
+    local dir="$TMP/$1" shield="" ref=""
+    mkdir -p "$dir"
+    if [ -n "$4" ]; then
+        shield=", \"shield\": { \"p\": $4 }, \"security\": { \"waf_threads\": 1 }"
+        ref=", \"shield\": \"p\""
+    fi
+    cat >"$dir/surety.yaml" <<EOF
 {
   "workers": 1,
-  "admin": { "listen": "127.0.0.1:$SURETY_ADMIN" },
-  "log": { "access": "off" },
-  "listeners": { "web": { "listen": "127.0.0.1:$SURETY_PORT", "routes": [ { "pool": "be" } ] } },
-  "pools": { "be": { "servers": [ "127.0.0.1:$BACKEND_PORT" ] } }
+  "data_dir": "var",
+  "admin": { "listen": "127.0.0.1:$3" },
+  "log": { "access": "off", "security": "security.log" },
+  "listeners": { "web": { "listen": "127.0.0.1:$2", "routes": [ { "pool": "be" } ]$ref } },
+  "pools": { "be": { "servers": [ "127.0.0.1:$BACKEND_PORT" ] } }$shield
 }
 EOF
-    (cd "$TMP/surety" && exec taskset -c "$PROXY_CPU" "$SURETY_BIN" run -c surety.yaml \
-        >"$TMP/surety/stdout.log" 2>"$TMP/surety/stderr.log") &
+    # taskset pins every thread of the process (WAF threads included) to one CPU
+    (cd "$dir" && exec taskset -c "$PROXY_CPU" "$SURETY_BIN" run -c surety.yaml \
+        >"$dir/stdout.log" 2>"$dir/stderr.log") &
     PROXY_PID=$!
     PIDS+=("$PROXY_PID")
-    wait_http "http://127.0.0.1:$SURETY_ADMIN/healthz" 200 10 || return 1
-    PROXY_PORT=$SURETY_PORT
+    wait_http "http://127.0.0.1:$3/healthz" 200 30 || return 1
+    PROXY_PORT=$2
+}
+
+start_surety() {
+    surety_variant surety "$SURETY_PORT" "$SURETY_ADMIN" ""
+}
+
+# 100,000 deny entries nobody in the benchmark matches (benchmarking and
+# documentation ranges: random /32s and /64s).
+deny_file() {
+    [ -f "$TMP/deny.txt" ] || "$PY" - "$TMP/deny.txt" <<'PYEOF'
+import random, sys
+r = random.Random(4)
+with open(sys.argv[1], "w") as f:
+    for i in range(100000):
+        if i % 4:
+            f.write("198.%d.%d.%d\n" % (18 + r.randint(0, 1), r.randint(0, 255), r.randint(0, 255)))
+        else:
+            f.write("2001:db8:%x:%x::/64\n" % (r.randint(0, 65535), r.randint(0, 65535)))
+PYEOF
+    echo "$TMP/deny.txt"
+}
+
+LIMITS_POLICY='"connections": { "per_ip": 100000, "rate": "1000000/s" },
+    "rate": { "limit": "1000000/s" }, "limits": { "body": "10m" },
+    "methods": [ "GET", "HEAD", "POST" ]'
+
+start_surety_limits() {
+    surety_variant surety_limits "$LIMITS_PORT" "$LIMITS_ADMIN" \
+        "{ \"deny\": [ \"@$(deny_file)\" ], $LIMITS_POLICY }"
+}
+
+start_surety_waf() {
+    surety_variant surety_waf "$WAF_PORT" "$WAF_ADMIN" \
+        "{ \"deny\": [ \"@$(deny_file)\" ], $LIMITS_POLICY, \"waf\": { \"paranoia\": 1 } }"
 }
 
 start_haproxy() {
@@ -188,15 +245,18 @@ EOF
     PROXY_PORT=$HAPROXY_PORT
 }
 
-start_nginx() {
+# nginx_proxy NAME PORT [PRELUDE] [SERVER_EXTRA]
+nginx_proxy() {
     [ -x "$NGINX" ] || { echo "bench: $NGINX missing" >&2; return 1; }
-    mkdir -p "$TMP/nginx"
+    local dir="$TMP/$1"
+    mkdir -p "$dir"
     {
-        nginx_common "$TMP/nginx"
+        echo "${3:-}"
+        nginx_common "$dir"
         cat <<EOF
 http {
     access_log off;
-$(nginx_temp_paths "$TMP/nginx")
+$(nginx_temp_paths "$dir")
     keepalive_requests 10000000;
     keepalive_timeout 300s;
     upstream be {
@@ -205,7 +265,8 @@ $(nginx_temp_paths "$TMP/nginx")
         keepalive_requests 10000000;
     }
     server {
-        listen 127.0.0.1:$NGINX_PORT backlog=4096;
+        listen 127.0.0.1:$2 backlog=4096;
+        ${4:-}
         location / {
             proxy_pass http://be;
             proxy_http_version 1.1;
@@ -217,13 +278,38 @@ $(nginx_temp_paths "$TMP/nginx")
     }
 }
 EOF
-    } >"$TMP/nginx/nginx.conf"
-    taskset -c "$PROXY_CPU" "$NGINX" -e "$TMP/nginx/error.log" -p "$TMP/nginx" \
-        -c "$TMP/nginx/nginx.conf" &
+    } >"$dir/nginx.conf"
+    taskset -c "$PROXY_CPU" "$NGINX" -e "$dir/error.log" -p "$dir" -c "$dir/nginx.conf" &
     PROXY_PID=$!
     PIDS+=("$PROXY_PID")
-    wait_http "http://127.0.0.1:$NGINX_PORT/small" 200 10 || return 1
-    PROXY_PORT=$NGINX_PORT
+    wait_http "http://127.0.0.1:$2/small" 200 30 || return 1
+    PROXY_PORT=$2
+}
+
+start_nginx() {
+    nginx_proxy nginx "$NGINX_PORT"
+}
+
+# The same rule files as surety's WAF: the CRS setup, then only the REQUEST
+# rules, paranoia 1, anomaly threshold 5, request bodies up to 64 KiB.
+start_nginx_waf() {
+    local mod=/usr/lib/nginx/modules/ngx_http_modsecurity_module.so
+    [ -f "$mod" ] || { echo "bench: $mod missing (make bench installs it)" >&2; return 1; }
+    mkdir -p "$TMP/nginx_waf"
+    {
+        echo "SecRuleEngine On"
+        echo "SecRequestBodyAccess On"
+        echo "SecRequestBodyLimit 65536"
+        echo "SecRequestBodyLimitAction ProcessPartial"
+        echo "SecResponseBodyAccess Off"
+        echo "SecAuditEngine Off"
+        echo 'SecAction "id:900000,phase:1,nolog,pass,t:none,setvar:tx.paranoia_level=1"'
+        echo 'SecAction "id:900110,phase:1,nolog,pass,t:none,setvar:tx.inbound_anomaly_score_threshold=5"'
+        echo "Include /etc/modsecurity/crs/crs-setup.conf"
+        for f in /usr/share/modsecurity-crs/rules/REQUEST-*.conf; do echo "Include $f"; done
+    } >"$TMP/nginx_waf/modsec.conf"
+    nginx_proxy nginx_waf "$NGINX_WAF_PORT" "load_module $mod;" \
+        "modsecurity on; modsecurity_rules_file $TMP/nginx_waf/modsec.conf;"
 }
 
 stop_proxy() {
@@ -274,7 +360,9 @@ for proxy in $BENCH_PROXIES; do
     if ! "start_$proxy" || ! check_body "http://127.0.0.1:$PROXY_PORT/small" 2 ||
         ! check_body "http://127.0.0.1:$PROXY_PORT/64k" 65536; then
         echo "bench: $proxy skipped (logs: $TMP/$proxy/, BENCH_KEEP=1 keeps them)" >&2
-        printf '%s\tsmall\t-\t0\t%s\n%s\t64k\t-\t0\t%s\n' "$proxy" "$TICKS" "$proxy" "$TICKS" >>"$RESULTS"
+        for size in $BENCH_SIZES; do
+            printf '%s\t%s\t-\t0\t%s\n' "$proxy" "$size" "$TICKS" >>"$RESULTS"
+        done
         [ -z "$PROXY_PID" ] || stop_proxy
         continue
     fi
@@ -288,8 +376,9 @@ for ((round = 0; round < BENCH_ROUNDS; round++)); do
         proxy=${ready[$(((k + round) % n))]}
         PROXY_PID=${PID_OF[$proxy]}
         PROXY_PORT=${PORT_OF[$proxy]}
-        measure "$proxy" /small small "$round"
-        measure "$proxy" /64k 64k "$round"
+        for size in $BENCH_SIZES; do
+            measure "$proxy" "/$size" "$size" "$round"
+        done
     done
 done
 for proxy in "${ready[@]}"; do
@@ -297,7 +386,7 @@ for proxy in "${ready[@]}"; do
     stop_proxy
 done
 
-"$PY" - "$RESULTS" <<'EOF'
+"$PY" - "$RESULTS" "$BENCH_REF" <<'EOF'
 import re
 import sys
 
@@ -345,23 +434,33 @@ for key in dict.fromkeys((r["proxy"], r["size"]) for r in samples):
     for f in ("rps", "p50", "p99", "cpu_us"):
         row[f] = statistics.median(r[f] for r in group)
     rows.append(row)
-order = {"surety": 0, "haproxy": 1, "nginx": 2}
+order = {"surety": 0, "surety_limits": 1, "surety_waf": 2, "haproxy": 3, "nginx": 4,
+         "nginx_waf": 5}
 rows.sort(key=lambda r: (order.get(r["proxy"], 9), r["size"] != "small"))
 
-ref = {r["size"]: r for r in rows if r["proxy"] == "haproxy" and r["rps"]}
+REF = sys.argv[2]
+ref = {r["size"]: r for r in rows if r["proxy"] == REF and r["rps"]}
+short = REF[:3]
 print()
-print("%-8s %-6s %12s %9s %9s %12s %8s %9s %9s" % (
-    "proxy", "resp", "req/s", "p50 ms", "p99 ms", "CPU us/req", "errors", "rps/hap", "cpu/hap"))
+print("%-13s %-6s %12s %9s %9s %12s %8s %9s %9s" % (
+    "proxy", "resp", "req/s", "p50 ms", "p99 ms", "CPU us/req", "errors", "rps/" + short,
+    "cpu/" + short))
 for r in rows:
     if not r["rps"]:
-        print("%-8s %-6s %12s" % (r["proxy"], r["size"], "n/a"))
+        print("%-13s %-6s %12s" % (r["proxy"], r["size"], "n/a"))
         continue
     h = ref.get(r["size"])
     rr = "%.2f" % (r["rps"] / h["rps"]) if h else "-"
     cr = "%.2f" % (r["cpu_us"] / h["cpu_us"]) if h and h["cpu_us"] else "-"
-    print("%-8s %-6s %12.0f %9.3f %9.3f %12.1f %8d %9s %9s" % (
+    print("%-13s %-6s %12.0f %9.3f %9.3f %12.1f %8d %9s %9s" % (
         r["proxy"], r["size"], r["rps"], r["p50"], r["p99"], r["cpu_us"], r["errors"], rr, cr))
 print()
+by = {(r["proxy"], r["size"]): r for r in rows if r["rps"]}
+for size in dict.fromkeys(r["size"] for r in rows):
+    a, b = by.get(("surety_waf", size)), by.get(("nginx_waf", size))
+    if a and b:
+        print("%s: surety_waf / nginx_waf: %.2fx requests/s, %.2fx CPU per request"
+              % (size, a["rps"] / b["rps"], a["cpu_us"] / b["cpu_us"]))
 print("Medians of %d rounds. CPU us/req: proxy utime+stime per request (clock tick "
       "resolution: %s Hz)." % (max((r.get("rounds", 0) for r in rows), default=0),
                                open(sys.argv[1]).readline().split("\t")[4].strip()))

@@ -85,8 +85,15 @@ static int cmd_check(const opts_t *o)
     conf_t *conf = conf_load(o->config, stderr);
     if (!conf)
         return 1;
-    printf("%s: ok (%zu listeners, %zu pools, %u workers)\n", o->config, conf->nlisteners,
-           conf->npools, conf->workers);
+    /* what only reading other files tells: @lists, WAF rules */
+    shield_gen_t *sg = shield_gen_new(NULL, conf, stderr);
+    if (!sg) {
+        conf_unref(conf);
+        return 1;
+    }
+    shield_gen_free(sg);
+    printf("%s: ok (%zu listeners, %zu pools, %zu shield policies, %u workers)\n", o->config,
+           conf->nlisteners, conf->npools, conf->nshields, conf->workers);
     conf_unref(conf);
     return 0;
 }
@@ -266,8 +273,14 @@ static int cmd_run(const opts_t *o)
         struct timespec tick = {0, 500 * 1000 * 1000};
         int sig = sigtimedwait(&set, NULL, &tick);
         gateway_reap(g, false);
-        if (sig < 0)
+        if (sig < 0) {
+            /* an @file deny/allow list changed: policy updates without a signal */
+            if (gateway_lists_changed(g, true)) {
+                log_info("a shield list file changed: reloading %s", o->config);
+                reload(g, ctl, o->config);
+            }
             continue;
+        }
         if (sig == SIGTERM || sig == SIGINT) {
             log_info("%s: draining (up to %llu ms), then stopping", strsignal(sig),
                      (unsigned long long)gateway_conf(g)->drain_timeout_ms);

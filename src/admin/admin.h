@@ -44,6 +44,10 @@ typedef struct {
 /* Runs on the loop's thread; must not block. Fills res (default: 200, empty
  * text/plain body) and returns 0, or a negative errno, which is answered
  * with 500 whatever res holds. ud is admin_new()'s. */
+/* The value of NAME in a query string (no percent-decoding: names and
+ * addresses need none). Empty view when absent. */
+str_t admin_query_param(str_t q, const char *name);
+
 typedef int (*admin_handler_cb)(const admin_request_t *req, admin_response_t *res, void *ud);
 
 typedef struct {

@@ -25,24 +25,6 @@ static const char *admin_name(uint8_t a)
 
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
-/* The value of NAME in a query string (no percent-decoding: pool names and
- * addresses need none). Empty view when absent. */
-static str_t query_param(str_t q, const char *name)
-{
-    str_t key = str_cstr(name);
-    while (q.len) {
-        const char *amp = memchr(q.p, '&', q.len);
-        str_t kv = str_from(q.p, amp ? (size_t)(amp - q.p) : q.len);
-        if (kv.len > key.len && kv.p[key.len] == '=' && !memcmp(kv.p, key.p, key.len))
-            return str_from(kv.p + key.len + 1, kv.len - key.len - 1);
-        if (!amp)
-            break;
-        q.len -= (size_t)(amp - q.p) + 1;
-        q.p = amp + 1;
-    }
-    return STR_NULL;
-}
-
 void api_pools_event(api_pools_t *a, const char *text)
 {
     api_event_t *e = &a->events[a->nevents++ % API_EVENTS];
@@ -160,7 +142,7 @@ int api_pools_get(const admin_request_t *req, admin_response_t *res, void *ud)
 {
     const api_pools_t *a = ud;
     uint64_t now = loop_now(a->loop);
-    if (str_eq(query_param(req->query, "format"), STR_LIT("text")))
+    if (str_eq(admin_query_param(req->query, "format"), STR_LIT("text")))
         return write_text(a, res, now);
     json_t *pools = json_array();
     for (size_t p = 0; p < a->conf->npools; p++) {
@@ -211,7 +193,7 @@ static server_state_t *find_server(const api_pools_t *a, str_t pool, str_t serve
 static int set_admin(const admin_request_t *req, admin_response_t *res, const api_pools_t *a,
                      uint8_t to)
 {
-    str_t pool = query_param(req->query, "pool"), server = query_param(req->query, "server");
+    str_t pool = admin_query_param(req->query, "pool"), server = admin_query_param(req->query, "server");
     if (!pool.len || !server.len)
         return admin_response_error(res, 400, "give ?pool=NAME&server=ADDRESS");
     server_state_t *s = find_server(a, pool, server);

@@ -12,6 +12,7 @@
 
 #include "admin/admin.h"
 #include "admin/api_pools.h"
+#include "admin/api_security.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -138,6 +139,12 @@ static const admin_route_t routes[] = {
      "?pool=NAME&server=ADDRESS: take no requests"},
     {"POST", "/api/v1/servers/enable", api_servers_enable,
      "?pool=NAME&server=ADDRESS: back in service (slow start applies)"},
+    {"GET", "/api/v1/security/events", api_security_events,
+     "security events, newest first (?limit=N, default 100; ?client=ADDRESS)"},
+    {"GET", "/api/v1/bans", api_bans_get, "addresses banned now, with their offences"},
+    {"POST", "/api/v1/bans", api_bans_add,
+     "ban an address: {\"address\": ..., \"for\": \"1h\", \"reason\": ...}"},
+    {"POST", "/api/v1/bans/lift", api_bans_lift, "lift a ban: {\"address\": ...}"},
 };
 
 static void failover_cb(const conf_t *conf, size_t pool, size_t from, size_t to, void *ud)

@@ -255,3 +255,19 @@ int response_head(const admin_response_t *res, buf_t *out, uint64_t wall_ms, siz
         err = buf_append(out, "\r\n", 2);
     return err;
 }
+
+str_t admin_query_param(str_t q, const char *name)
+{
+    str_t key = str_cstr(name);
+    while (q.len) {
+        const char *amp = memchr(q.p, '&', q.len);
+        str_t kv = str_from(q.p, amp ? (size_t)(amp - q.p) : q.len);
+        if (kv.len > key.len && kv.p[key.len] == '=' && !memcmp(kv.p, key.p, key.len))
+            return str_from(kv.p + key.len + 1, kv.len - key.len - 1);
+        if (!amp)
+            break;
+        q.len -= (size_t)(amp - q.p) + 1;
+        q.p = amp + 1;
+    }
+    return STR_NULL;
+}

@@ -448,7 +448,7 @@ static const conf_key_t shield_waf_keys[] = {
 };
 
 static const conf_key_t shield_ban_keys[] = {
-    {.name = "after", .type = CONF_T_INT, .def = "20", .min = "1", .max = "1000000",
+    {.name = "after", .type = CONF_T_INT, .def = "20", .min = "1", .max = "32",
      FIELD(conf_shield_t, ban.after),
      .help = "Security events (strikes: refused connections, 429s, 4xx from the limits, WAF "
              "matches) from one address within `within` that ban it."},

@@ -28,7 +28,7 @@
 #include "gateway/route.h"
 #include "gateway/worker.h"
 
-enum { IDLE = 0, PROGRESS = 1, CLOSED = -1 };
+enum { IDLE = STEP_IDLE, PROGRESS = STEP_PROGRESS, CLOSED = STEP_CLOSED };
 
 /* Grace for an idle keep-alive connection in a reload's drain: long enough
  * for a request already on its way to arrive and be answered (with
@@ -53,13 +53,16 @@ static stats_listener_t *lstats(const client_t *c)
 
 /* ---- connection lifecycle ------------------------------------------------ */
 
-void client_accept(worker_t *w, listener_t *l, int fd, const sock_addr_t *peer)
+void client_accept(worker_t *w, listener_t *l, int fd, const sock_addr_t *peer, bool counted)
 {
     client_t *c = calloc(1, sizeof(*c));
     if (!c) {
+        if (counted)
+            shield_conn_closed(l->policy, (const struct sockaddr *)&peer->ss);
         close(fd);
         return;
     }
+    c->conn_policy = counted ? l->policy : NULL;
     c->w = w;
     c->l = l;
     c->peer = *peer;
@@ -72,6 +75,8 @@ void client_accept(worker_t *w, listener_t *l, int fd, const sock_addr_t *peer)
     loop_timer_init(&c->timer, client_timer_cb);
     list_init(&c->link);
     if (loop_io_add(w->loop, &c->io, fd, client_io_cb) < 0) {
+        if (counted)
+            shield_conn_closed(l->policy, (const struct sockaddr *)&peer->ss);
         close(fd);
         free(c);
         return;
@@ -101,6 +106,10 @@ void client_close(client_t *c)
 {
     worker_t *w = c->w;
     tx_detach_all(c);
+    if (c->tx.waf_job)
+        c->tx.waf_job->tag = NULL; /* the verdict finds nobody: worker.c frees the job */
+    if (c->conn_policy)
+        shield_conn_closed(c->conn_policy, (const struct sockaddr *)&c->peer.ss);
     if (c->up) {
         upstream_close(c->up);
         c->up = NULL;
@@ -133,7 +142,7 @@ static void body_init(body_t *b, http_body_kind_t kind, uint64_t length, size_t 
 /* The next run of chunk data in p[0, len), framing skipped: *ret_off and
  * *ret_len locate it (len 0: none yet), *ret_used bytes were consumed.
  * 0 at the end of the body, -EAGAIN for more, -EBADMSG. */
-static int dechunk_next(http_chunked_t *ch, const char *p, size_t len, size_t *ret_used,
+int client_dechunk_next(http_chunked_t *ch, const char *p, size_t len, size_t *ret_used,
                         size_t *ret_off, size_t *ret_len, http_reject_t *ret_reason)
 {
     size_t i = 0, used;
@@ -170,7 +179,7 @@ static int body_dechunk(body_t *b, buf_t *src, http_reject_t *ret_reason)
     size_t rd = b->pending, wr = b->pending, end = buf_len(src);
     while (rd < end && !b->done) {
         size_t used, off, n;
-        int r = dechunk_next(&b->chunked, base + rd, end - rd, &used, &off, &n, ret_reason);
+        int r = client_dechunk_next(&b->chunked, base + rd, end - rd, &used, &off, &n, ret_reason);
         if (r == -EBADMSG)
             return r;
         if (n)
@@ -269,8 +278,7 @@ static void tx_log(client_t *c)
     access_log_add(&c->w->alog, &e);
 }
 
-/* Answers with a proxy-made error, then closes once it is written. */
-static int tx_fail(client_t *c, int status)
+int client_fail(client_t *c, int status)
 {
     if (c->up) {
         upstream_close(c->up);
@@ -286,7 +294,7 @@ static int tx_fail(client_t *c, int status)
     }
     buf_consume(&c->out, buf_len(&c->out));
     head_write_error(&c->out, status, c->tx.head_method,
-                     str_from(c->tx.request_id, c->tx.request_id_len));
+                     str_from(c->tx.request_id, c->tx.request_id_len), str_cstr(c->tx.extra));
     c->tx.status = status;
     c->tx.response_started = true;
     tx_log(c);
@@ -297,9 +305,16 @@ static int tx_fail(client_t *c, int status)
     return PROGRESS;
 }
 
+static int tx_fail(client_t *c, int status)
+{
+    return client_fail(c, status);
+}
+
 static int tx_reject(client_t *c, http_reject_t reason)
 {
     STAT_INC(lstats(c)->rejects[reason]);
+    if (c->l->policy)
+        client_shield_event(c, c->l->policy, SHIELD_BAD_REQUEST, http_reject_status(reason), NULL);
     c->tx.reject = reason;
     if (!c->tx.start_ms)
         c->tx.start_ms = loop_now(c->w->loop);
@@ -382,7 +397,7 @@ static int balance_pick(client_t *c, size_t p, uint64_t now)
 }
 
 /* The value of cookie `name` in the request's Cookie fields, or empty. */
-static str_t cookie_value(const http_request_t *req, str_t name)
+str_t client_cookie_value(const http_request_t *req, str_t name)
 {
     for (size_t i = 0; i < req->nfields; i++) {
         if (!str_case_eq(req->fields[i].name, STR_LIT("Cookie")))
@@ -410,7 +425,7 @@ static uint64_t request_hash_key(const client_t *c, const conf_pool_t *pc,
         if (f)
             v = f->value;
     } else if (pc->hash == CONF_HASH_COOKIE) {
-        v = cookie_value(req, str_cstr(pc->hash_name));
+        v = client_cookie_value(req, str_cstr(pc->hash_name));
     }
     if (!v.len)
         v = str_from(c->peer_ip, c->peer_ip_len);
@@ -705,8 +720,11 @@ static int tx_retry_or_fail(client_t *c, unsigned why, int status)
 static int tx_start(client_t *c, http_request_t *req)
 {
     const conf_listener_t *lc = lconf(c);
-    c->tx.bytes_in += req->head_len;
-    copy_request_info(c, req);
+    bool again = c->tx.shield_passed; /* parsed again after the WAF's pass */
+    if (!again) {
+        c->tx.bytes_in += req->head_len;
+        copy_request_info(c, req);
+    }
     c->keep_alive = req->keep_alive && !c->w->draining;
     c->tx.upgrade = req->upgrade;
     c->tx.minor = req->minor;
@@ -720,6 +738,12 @@ static int tx_start(client_t *c, http_request_t *req)
     }
     c->tx.route = route;
     c->tx.pool = lc->routes[route].pool;
+    c->tx.policy = c->l->route_policy ? c->l->route_policy[route] : NULL;
+    if (c->tx.policy && !again) {
+        int r;
+        if (client_shield_request(c, req, &r))
+            return r;
+    }
     /* a body is kept for a retry when its announced length is within
      * retry.body; chunked bodies (length unknown up front) are not */
     size_t keep = c->w->conf->pools[c->tx.pool].retry.body;
@@ -961,6 +985,43 @@ static int step_connect(client_t *c)
     return PROGRESS;
 }
 
+/* The client timer while a request body comes: timeouts.client, or a
+ * second when limits.body_rate must be watched. */
+static uint64_t body_timer_ms(const client_t *c)
+{
+    uint64_t t = lconf(c)->client_timeout_ms;
+    if (c->tx.policy && c->tx.policy->conf->limits.body_rate && t > 1000)
+        t = 1000;
+    return t;
+}
+
+int client_read(client_t *c)
+{
+    int err = 0;
+    int r = read_some(c->io.fd, &c->in, &c->ready, &c->eof, &err);
+    if (r == PROGRESS && c->eof && err) {
+        client_close(c);
+        return CLOSED;
+    }
+    return r;
+}
+
+int client_flush_out(client_t *c)
+{
+    size_t sent;
+    int r = send_iov(c->io.fd, &c->ready.writable, buf_rptr(&c->out), buf_len(&c->out), NULL, 0,
+                     &sent);
+    if (r == 0 && sent) {
+        buf_consume(&c->out, sent);
+        return PROGRESS;
+    }
+    if (r < 0 && r != -EAGAIN) {
+        client_close(c);
+        return CLOSED;
+    }
+    return IDLE;
+}
+
 /* Request direction: head and body to the server, more body from the client. */
 static int step_request(client_t *c)
 {
@@ -987,6 +1048,8 @@ static int step_request(client_t *c)
                 buf_consume(&c->in, sent - from_head);
                 b->pending -= sent - from_head;
                 c->tx.bytes_in += sent - from_head;
+                if (c->tx.policy && client_shield_body(c, sent - from_head) != IDLE)
+                    return PROGRESS; /* answered 413: the transaction is over */
             }
             progress = PROGRESS;
         } else if (r < 0 && r != -EAGAIN) {
@@ -998,7 +1061,8 @@ static int step_request(client_t *c)
         int r = read_some(c->io.fd, &c->in, &c->ready, &c->eof, &err);
         if (r == PROGRESS) {
             progress = PROGRESS;
-            loop_timer_start(c->w->loop, &c->timer, lconf(c)->client_timeout_ms);
+            c->tx.last_read_ms = loop_now(c->w->loop);
+            loop_timer_start(c->w->loop, &c->timer, body_timer_ms(c));
         }
         if (c->eof && !b->done) {
             /* The client gave up mid-body: nothing can complete this request. */
@@ -1273,6 +1337,9 @@ void client_run(client_t *c)
         case CL_CLOSING:
             r = step_closing(c);
             break;
+        case CL_WAF:
+            r = client_waf_step(c);
+            break;
         }
         if (r != PROGRESS)
             return;
@@ -1300,10 +1367,33 @@ static void client_timer_cb(loop_t *loop, loop_timer_t *t)
             return;
         }
         STAT_INC(ls->timeouts[TIMEOUT_HEADER]);
+        if (c->l->policy)
+            client_shield_event(c, c->l->policy, SHIELD_SLOW_HEADER, 408, NULL);
+        if (tx_fail(c, 408) == CLOSED)
+            return;
+        break;
+    case CL_WAF:
+        if (c->tx.waf_job) { /* waiting on the WAF threads, which always answer */
+            loop_timer_start(c->w->loop, &c->timer, lconf(c)->client_timeout_ms);
+            return;
+        }
+        STAT_INC(ls->timeouts[TIMEOUT_CLIENT]);
+        buf_consume(&c->in, c->tx.head_up_len);
         if (tx_fail(c, 408) == CLOSED)
             return;
         break;
     case CL_PROXY:
+        if (client_shield_body_too_slow(c)) {
+            client_shield_event(c, c->tx.policy, SHIELD_SLOW_BODY, 408, NULL);
+            if (tx_fail(c, 408) == CLOSED)
+                return;
+            break;
+        }
+        if (!c->tx.req_body.done && c->tx.policy && c->tx.policy->conf->limits.body_rate &&
+            loop_now(c->w->loop) - c->tx.last_read_ms < lconf(c)->client_timeout_ms) {
+            loop_timer_start(c->w->loop, &c->timer, body_timer_ms(c));
+            return;
+        }
         if (request_sent(c) && buf_len(&c->out) == 0 && c->tx.resp_body.pending == 0) {
             /* Waiting on the server, not on the client: its own timer rules. */
             loop_timer_start(c->w->loop, &c->timer, lconf(c)->client_timeout_ms);

@@ -30,10 +30,12 @@ typedef struct gen {
     stats_t **stats; /* [nworkers], kept past the workers for a last scrape */
     access_log_t *alog;
     state_t *state;
+    shield_gen_t *sg; /* the compiled shield policies */
     struct gen *next; /* draining generations */
 } gen_t;
 
 struct gateway {
+    shield_t *shield;     /* bans, events, WAF threads, limit state: outlives generations */
     pthread_mutex_t lock; /* cur, draining, retired: swapped by reloads, read by metrics */
     gen_t *cur;
     gen_t *draining;
@@ -52,6 +54,7 @@ static void gen_free(gen_t *gen)
         stats_free(gen->stats[w], gen->conf);
     free(gen->stats);
     free(gen->workers);
+    shield_gen_free(gen->sg); /* after the workers: they use its policies */
     state_free(gen->state);
     conf_unref(gen->conf);
     free(gen);
@@ -102,7 +105,7 @@ static int bind_all(const conf_t *conf, unsigned nworkers, int **fds, const gen_
 }
 
 /* A complete generation for conf, not started. NULL with the reason on errs. */
-static gen_t *gen_new(conf_t *conf, const gen_t *old, FILE *errs)
+static gen_t *gen_new(shield_t *shield, conf_t *conf, const gen_t *old, FILE *errs)
 {
     gen_t *gen = calloc(1, sizeof(*gen));
     int **fds = NULL;
@@ -119,6 +122,8 @@ static gen_t *gen_new(conf_t *conf, const gen_t *old, FILE *errs)
         goto fail;
     if (old)
         state_carry(gen->state, conf, old->state);
+    if (!(gen->sg = shield_gen_new(shield, conf, errs)))
+        goto fail;
     for (unsigned w = 0; w < gen->nworkers; w++) {
         fds[w] = malloc(conf->nlisteners * sizeof(**fds));
         if (!fds[w])
@@ -134,7 +139,7 @@ static gen_t *gen_new(conf_t *conf, const gen_t *old, FILE *errs)
     if (bind_all(conf, gen->nworkers, fds, old, errs) < 0)
         goto fail;
     for (unsigned w = 0; w < gen->nworkers; w++) {
-        gen->workers[w] = worker_new(conf, w, fds[w], gen->alog, gen->state);
+        gen->workers[w] = worker_new(conf, w, fds[w], gen->alog, gen->state, shield, gen->sg);
         if (!gen->workers[w]) {
             fprintf(errs, "worker %u: cannot be set up (out of memory?)\n", w);
             goto fail;
@@ -189,7 +194,12 @@ gateway_t *gateway_new(conf_t *conf, FILE *errs)
     if (!g)
         return NULL;
     pthread_mutex_init(&g->lock, NULL);
-    g->cur = gen_new(conf, NULL, errs);
+    if (!(g->shield = shield_new(conf, errs))) {
+        pthread_mutex_destroy(&g->lock);
+        free(g);
+        return NULL;
+    }
+    g->cur = gen_new(g->shield, conf, NULL, errs);
     g->retired = stats_new(conf);
     if (!g->cur || !g->retired) {
         gateway_free(g);
@@ -206,7 +216,7 @@ int gateway_start(gateway_t *g)
 int gateway_reload(gateway_t *g, conf_t *conf, FILE *errs)
 {
     gen_t *old = g->cur;
-    gen_t *gen = gen_new(conf, old, errs);
+    gen_t *gen = gen_new(g->shield, conf, old, errs);
     stats_t *retired = stats_new(conf);
     if (!gen || !retired) {
         stats_free(retired, conf);
@@ -285,6 +295,7 @@ void gateway_free(gateway_t *g)
     if (g->cur)
         stats_free(g->retired, g->cur->conf);
     gen_free(g->cur);
+    shield_free(g->shield);
     pthread_mutex_destroy(&g->lock);
     free(g);
 }
@@ -292,6 +303,17 @@ void gateway_free(gateway_t *g)
 void gateway_reopen_logs(gateway_t *g)
 {
     access_log_reopen(g->cur->alog);
+    sec_reopen_log(shield_sec(g->shield));
+}
+
+shield_t *gateway_shield(gateway_t *g)
+{
+    return g->shield;
+}
+
+bool gateway_lists_changed(gateway_t *g, bool seen)
+{
+    return shield_gen_files_changed(g->cur->sg, seen);
 }
 
 uint64_t gateway_generation(gateway_t *g)
@@ -343,6 +365,7 @@ void gateway_metrics_write(gateway_t *g, prom_t *p)
     if (extra)
         all[n++] = extra;
     stats_write(p, gen->conf, all, n, gen->nworkers, SURETY_VERSION);
+    shield_metrics_write(g->shield, gen->sg, p);
     stats_free(extra, gen->conf);
     pthread_mutex_unlock(&g->lock);
 }

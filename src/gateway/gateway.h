@@ -41,8 +41,16 @@ uint64_t gateway_generation(gateway_t *g);
 /* The current generation's configuration. */
 conf_t *gateway_conf(gateway_t *g);
 
-/* Reopens the access log file (logrotate); any thread. */
+/* Reopens the access and security log files (logrotate); any thread. */
 void gateway_reopen_logs(gateway_t *g);
+
+/* The shield: bans and security events for the admin API. */
+#include "shield/policy.h"
+shield_t *gateway_shield(gateway_t *g);
+/* Main thread: an @file deny/allow list of the current generation changed
+ * on disk (time to reload). With `seen`, the change is taken note of: a
+ * reload that fails on the new file is not retried until it changes again. */
+bool gateway_lists_changed(gateway_t *g, bool seen);
 
 /* The shared runtime state (health, ejections, failover) of pools and
  * servers, for the control thread. Lives as long as the gateway. */

@@ -217,7 +217,7 @@ int head_write_response(buf_t *out, const http_response_t *res, int client_minor
     return 0;
 }
 
-int head_write_error(buf_t *out, int status, bool head_method, str_t request_id)
+int head_write_error(buf_t *out, int status, bool head_method, str_t request_id, str_t extra)
 {
     const char *text = http_status_text(status);
     char body[96];
@@ -230,6 +230,8 @@ int head_write_error(buf_t *out, int status, bool head_method, str_t request_id)
         return r;
     if (request_id.len && append_field(out, H_REQID, request_id) < 0)
         return -ENOSPC;
+    if (extra.len)
+        APPEND(extra);
     APPEND_LIT("\r\n");
     if (!head_method)
         APPEND(str_from(body, (size_t)blen));

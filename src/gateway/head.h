@@ -31,8 +31,9 @@ int head_write_response(buf_t *out, const http_response_t *res, int client_minor
                         str_t request_id);
 
 /* A complete answer made by the proxy (errors): status line, a short text
- * body (omitted for HEAD), Connection: close. */
-int head_write_error(buf_t *out, int status, bool head_method, str_t request_id);
+ * body (omitted for HEAD), Connection: close. extra: more header lines,
+ * each ending in CRLF ("Retry-After: 2\r\n"), or empty. */
+int head_write_error(buf_t *out, int status, bool head_method, str_t request_id, str_t extra);
 
 /* The client's X-Request-Id if it is 1..64 bytes of [A-Za-z0-9._-], else empty. */
 str_t head_client_request_id(const http_request_t *req);

@@ -45,6 +45,17 @@ static void resume_timer_cb(loop_t *loop, loop_timer_t *t)
             listener_resume(w, &w->listeners[i]);
 }
 
+/* The shield refused a new connection: close it before anything is
+ * allocated for it, and say why (a counted event; it may be a strike). */
+static void refuse(worker_t *w, listener_t *l, int fd, const sock_addr_t *peer, shield_reason_t why)
+{
+    close(fd);
+    secev_t ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.client = *peer;
+    shield_event(w->shield, l->policy, why, &ev);
+}
+
 static void accept_cb(loop_t *loop, loop_io_t *io, uint32_t ev)
 {
     (void)loop;
@@ -74,7 +85,17 @@ static void accept_cb(loop_t *loop, loop_io_t *io, uint32_t ev)
             }
             return;
         }
-        client_accept(w, l, fd, &peer);
+        bool counted = false;
+        if (l->policy) {
+            shield_reason_t why = shield_accept(w->shield, l->policy,
+                                                (const struct sockaddr *)&peer.ss, loop_now(w->loop));
+            if (why != SHIELD_OK) {
+                refuse(w, l, fd, &peer, why);
+                continue;
+            }
+            counted = true;
+        }
+        client_accept(w, l, fd, &peer, counted);
     }
 }
 
@@ -184,6 +205,52 @@ static void wake_cb(loop_t *loop, loop_async_t *a)
         loop_timer_start(loop, &w->drain_timer, w->conf->drain_timeout_ms);
 }
 
+/* On a WAF thread: hand the finished job to its worker. The worker may be
+ * stopping, but worker_free waits for waf_inflight to reach zero, and that
+ * decrement is the last thing done here. */
+void worker_waf_job_done(waf_job_t *job)
+{
+    worker_t *w = job->owner;
+    pthread_mutex_lock(&w->waf_lock);
+    job->next = w->waf_done;
+    w->waf_done = job;
+    pthread_mutex_unlock(&w->waf_lock);
+    loop_async_send(&w->waf_wake);
+    __atomic_sub_fetch(&w->waf_inflight, 1, __ATOMIC_ACQ_REL);
+}
+
+static waf_job_t *take_waf_done(worker_t *w)
+{
+    pthread_mutex_lock(&w->waf_lock);
+    waf_job_t *list = w->waf_done;
+    w->waf_done = NULL;
+    pthread_mutex_unlock(&w->waf_lock);
+    /* oldest first: the list was pushed at its head */
+    waf_job_t *rev = NULL;
+    while (list) {
+        waf_job_t *next = list->next;
+        list->next = rev;
+        rev = list;
+        list = next;
+    }
+    return rev;
+}
+
+/* On the worker thread: verdicts are back. */
+static void waf_wake_cb(loop_t *loop, loop_async_t *a)
+{
+    (void)loop;
+    worker_t *w = container_of(a, worker_t, waf_wake);
+    for (waf_job_t *j = take_waf_done(w), *next; j; j = next) {
+        next = j->next;
+        client_t *c = j->tag;
+        if (c)
+            client_waf_done(c, j);
+        else
+            waf_job_free(j); /* its client has gone */
+    }
+}
+
 static void idle_cb(loop_t *loop, void *data)
 {
     (void)loop;
@@ -238,13 +305,35 @@ static int setup_pools(worker_t *w)
     return 0;
 }
 
+/* The listener's policy and each route's (its own, else the listener's);
+ * the largest request a policy's WAF holds in the input buffer. */
+static int setup_shield(worker_t *w, listener_t *l, const conf_listener_t *lc, size_t *ret_waf_body)
+{
+    l->policy = shield_gen_policy(w->sg, lc->shield);
+    l->route_policy = calloc(lc->nroutes, sizeof(*l->route_policy));
+    if (!l->route_policy)
+        return -ENOMEM;
+    *ret_waf_body = 0;
+    for (size_t r = 0; r < lc->nroutes; r++) {
+        const shield_policy_t *p = shield_gen_policy(w->sg, lc->routes[r].shield);
+        l->route_policy[r] = p ? p : l->policy;
+        if (l->route_policy[r] && l->route_policy[r]->waf &&
+            l->route_policy[r]->conf->waf.body > *ret_waf_body)
+            *ret_waf_body = l->route_policy[r]->conf->waf.body;
+    }
+    return 0;
+}
+
 worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_log_t *alog,
-                     state_t *state)
+                     state_t *state, shield_t *shield, const shield_gen_t *sg)
 {
     worker_t *w = calloc(1, sizeof(*w));
     if (!w)
         return NULL;
     w->id = id;
+    w->shield = shield;
+    w->sg = sg;
+    pthread_mutex_init(&w->waf_lock, NULL);
     w->conf = conf_ref(conf);
     w->state = state;
     size_t most = 1;
@@ -264,6 +353,9 @@ worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_lo
         loop_async_init(w->loop, &w->wake, wake_cb) < 0)
         goto fail;
     w->wake_ready = true;
+    if (loop_async_init(w->loop, &w->waf_wake, waf_wake_cb) < 0)
+        goto fail;
+    w->waf_wake_ready = true;
     if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) ||
         getrandom(&w->reqid_seed, sizeof(w->reqid_seed), 0) != sizeof(w->reqid_seed) ||
         getrandom(&w->reqid_prefix, sizeof(w->reqid_prefix), 0) != sizeof(w->reqid_prefix))
@@ -279,8 +371,13 @@ worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_lo
         l->limits.max_request_line = lc->max_uri;
         l->limits.max_header_bytes = lc->max_header_bytes;
         l->limits.max_headers = lc->max_headers < GW_MAX_FIELDS ? lc->max_headers : GW_MAX_FIELDS;
-        size_t cap =
-            conf->buffer_size > lc->max_header_bytes ? conf->buffer_size : lc->max_header_bytes;
+        size_t waf_body;
+        if (setup_shield(w, l, lc, &waf_body) < 0)
+            goto fail_caches;
+        /* a request the WAF holds keeps its head and body prefix in `in` */
+        size_t cap = lc->max_header_bytes + waf_body;
+        if (conf->buffer_size > cap)
+            cap = conf->buffer_size;
         if (buf_cache_init(&w->client_in[i], cap, BUF_CACHE_MAX) < 0)
             goto fail_caches;
         if (lc->max_header_bytes > max_head)
@@ -372,6 +469,17 @@ void worker_free(worker_t *w)
     }
     if (w->wake_ready)
         loop_async_deinit(w->loop, &w->wake);
+    /* WAF jobs still at the WAF threads will call back into this worker:
+     * wait for them (they always finish; their clients are gone). */
+    while (__atomic_load_n(&w->waf_inflight, __ATOMIC_ACQUIRE))
+        usleep(1000);
+    for (waf_job_t *j = take_waf_done(w), *next; j; j = next) {
+        next = j->next;
+        waf_job_free(j);
+    }
+    if (w->waf_wake_ready)
+        loop_async_deinit(w->loop, &w->waf_wake);
+    pthread_mutex_destroy(&w->waf_lock);
     for (size_t p = 0; w->pools && p < w->conf->npools; p++) {
         free(w->pools[p].servers);
         free(w->pools[p].inflight);
@@ -395,6 +503,8 @@ void worker_free(worker_t *w)
         buf_cache_deinit(&w->up_in);
     if (w->up_out.blocks)
         buf_cache_deinit(&w->up_out);
+    for (size_t i = 0; w->listeners && i < w->conf->nlisteners; i++)
+        free(w->listeners[i].route_policy);
     free(w->listeners);
     if (w->loop)
         loop_free(w->loop);

@@ -18,6 +18,7 @@
 #include "gateway/state.h"
 #include "gateway/stats.h"
 #include "http/http.h"
+#include "shield/policy.h"
 
 typedef struct worker worker_t;
 typedef struct client client_t;
@@ -36,6 +37,8 @@ typedef struct {
     size_t index; /* into conf->listeners */
     http_limits_t limits;
     bool accepting;
+    const shield_policy_t *policy;         /* the listener's shield; NULL none */
+    const shield_policy_t **route_policy;  /* [route]: the route's, else the listener's */
 } listener_t;
 
 /* One server of one pool, as this worker sees it. */
@@ -95,6 +98,14 @@ struct worker {
     buf_cache_t up_in;       /* response heads and response body */
     buf_cache_t up_out;      /* rewritten request heads */
     http_limits_t resp_limits;
+    shield_t *shield;
+    const shield_gen_t *sg;
+    /* WAF verdicts come back from the WAF threads through this list */
+    loop_async_t waf_wake;
+    bool waf_wake_ready;
+    pthread_mutex_t waf_lock;
+    waf_job_t *waf_done;     /* under waf_lock */
+    unsigned waf_inflight;   /* jobs submitted, not yet handed back (atomic) */
     http_field_t fields[GW_MAX_FIELDS]; /* scratch for the head being parsed */
 };
 
@@ -124,6 +135,7 @@ enum client_state {
     CL_PROXY,    /* request forwarded, body and response in flight */
     CL_TUNNEL,   /* after 101 Switching Protocols: bytes both ways */
     CL_CLOSING,  /* flushing a final answer, then close */
+    CL_WAF,      /* request head (and body prefix) held for the WAF's verdict */
 };
 
 /* Body framing progress of one direction. */
@@ -152,6 +164,7 @@ struct client {
     loop_timer_t timer;
     upstream_t *up;
     list_t link;
+    const shield_policy_t *conn_policy; /* counted by the shield at accept: release */
     unsigned requests;  /* served on this connection */
     size_t parsed_len;  /* buffered bytes already found to be an incomplete head */
     bool idle_counted;  /* counted in conns_idle */
@@ -187,6 +200,15 @@ struct client {
         size_t req_head_sent;  /* bytes of up->out already sent */
         size_t resp_parsed_len;
         http_reject_t reject;
+        const shield_policy_t *policy; /* request and content layers; NULL none */
+        bool shield_passed;     /* request layer and WAF done: the head is parsed again */
+        bool waf_submitted;
+        waf_job_t *waf_job;     /* in flight at the WAF threads */
+        size_t waf_need;        /* buffered bytes (head + body prefix) the WAF inspects */
+        uint64_t body_start_ms; /* limits.body_rate: when the body began */
+        uint64_t body_seen;     /* request body bytes received (limits.body, body_rate) */
+        uint64_t last_read_ms;  /* last request body bytes from the client */
+        char extra[48];         /* more header lines for a proxy-made answer */
         body_t req_body, resp_body;
         uint64_t bytes_in, bytes_out;
         char method[16];
@@ -209,8 +231,41 @@ void worker_client_closed(worker_t *w);
 /* 32 hex digits, unique per process with overwhelming probability. */
 void worker_make_request_id(worker_t *w, char out[33]);
 
+/* What a step of a connection's state machine achieved. */
+enum { STEP_IDLE = 0, STEP_PROGRESS = 1, STEP_CLOSED = -1 };
+
+/* worker.c: a WAF thread finished job (job->owner is the worker). */
+void worker_waf_job_done(waf_job_t *job);
+
 /* client.c */
-void client_accept(worker_t *w, listener_t *l, int fd, const sock_addr_t *peer);
+/* Answers with a proxy-made error (c->tx.extra adds header lines), then
+ * closes once it is written. */
+int client_fail(client_t *c, int status);
+/* Reads more request bytes into c->in; a step result. */
+int client_read(client_t *c);
+/* Writes what c->out holds; a step result. */
+int client_flush_out(client_t *c);
+str_t client_cookie_value(const http_request_t *req, str_t name);
+/* The next run of chunk data in p[0, len), framing skipped (see client.c). */
+int client_dechunk_next(http_chunked_t *ch, const char *p, size_t len, size_t *ret_used,
+                        size_t *ret_off, size_t *ret_len, http_reject_t *ret_reason);
+
+/* client_shield.c: the shield's request and content layers. */
+void client_shield_event(client_t *c, const shield_policy_t *p, shield_reason_t reason, int status,
+                         const waf_job_t *job);
+/* After routing: rate, methods, body size, then the WAF. True when the
+ * request was answered or is held (*ret: the step result); false: go on. */
+bool client_shield_request(client_t *c, const http_request_t *req, int *ret);
+/* n more request body bytes went through: limits.body. A step result. */
+int client_shield_body(client_t *c, size_t n);
+/* limits.body_rate: true when the body arrives too slowly. */
+bool client_shield_body_too_slow(client_t *c);
+/* CL_WAF */
+int client_waf_step(client_t *c);
+/* A WAF verdict for the client that submitted job (worker thread). */
+void client_waf_done(client_t *c, waf_job_t *job);
+/* counted: the shield counted the connection (release it on close). */
+void client_accept(worker_t *w, listener_t *l, int fd, const sock_addr_t *peer, bool counted);
 void client_close(client_t *c);
 /* Drives the connection as far as it can go without blocking. */
 void client_run(client_t *c);

@@ -134,6 +134,7 @@ typedef struct waf_job {
      * job back to its owner, who frees it. */
     void (*done)(struct waf_job *job);
     void *owner;
+    void *tag;            /* the owner's, untouched here (the gateway: the client) */
     struct waf_job *next; /* private to the pool */
 } waf_job_t;
 

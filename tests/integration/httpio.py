@@ -304,9 +304,12 @@ def read_response(reader, head_request=False, sink=None, keep_interim=True):
 class RawClient:
     """One client connection with byte-exact control."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=10.0):
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, source=None):
+        """source: a local address to connect from (127.0.0.x: another
+        client, as the shield sees it)."""
         self.port = port
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = Reader(self.sock)
 
@@ -357,7 +360,7 @@ class RawClient:
 
 
 def simple_get(port, target="/", host="example.com", headers=(), timeout=10.0,
-               addr="127.0.0.1"):
+               addr="127.0.0.1", source=None):
     """One GET on a fresh connection (closed afterwards)."""
-    with RawClient(port, host=addr, timeout=timeout) as c:
+    with RawClient(port, host=addr, timeout=timeout, source=source) as c:
         return c.request("GET", target, host, headers)

@@ -139,19 +139,19 @@ static void test_error_answer_and_head(void **state)
     (void)state;
     buf_t out;
     buf_init(&out, 1024);
-    assert_int_equal(head_write_error(&out, 502, false, STR_LIT("id")), 0);
+    assert_int_equal(head_write_error(&out, 502, false, STR_LIT("id"), STR_NULL), 0);
     assert_int_equal(buf_append(&out, "", 1), 0);
     assert_string_equal(buf_rptr(&out), "HTTP/1.1 502 Bad Gateway\r\n"
                                         "Content-Type: text/plain; charset=utf-8\r\n"
                                         "Content-Length: 16\r\nConnection: close\r\n"
                                         "X-Request-Id: id\r\n\r\n502 Bad Gateway\n");
     buf_consume(&out, buf_len(&out));
-    assert_int_equal(head_write_error(&out, 404, true, STR_NULL), 0);
+    assert_int_equal(head_write_error(&out, 404, true, STR_NULL, STR_NULL), 0);
     assert_int_equal(buf_append(&out, "", 1), 0);
     assert_true(strstr(buf_rptr(&out), "\r\n\r\n")[4] == 0); /* no body for HEAD */
     buf_deinit(&out);
     buf_init(&out, 32);
-    assert_int_equal(head_write_error(&out, 502, false, STR_NULL), -ENOSPC);
+    assert_int_equal(head_write_error(&out, 502, false, STR_NULL, STR_NULL), -ENOSPC);
     buf_deinit(&out);
 }
 
