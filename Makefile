@@ -23,6 +23,7 @@ test:
 bench: build
 	scripts/deps.sh bench
 	bench/run.sh
+	bench/shield.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN) build-fuzz

@@ -19,7 +19,7 @@
 
 #define EVENTS_DEFAULT 100
 
-static int send_json(admin_response_t *res, json_t *o)
+int api_send_json(admin_response_t *res, json_t *o)
 {
     if (!o)
         return -ENOMEM;
@@ -67,7 +67,7 @@ int api_security_events(const admin_request_t *req, admin_response_t *res, void 
     }
     param(req, NULL, "client", client, sizeof(client));
     json_t *v = sec_events_json(shield_sec(gateway_shield(g)), limit, client[0] ? client : NULL);
-    return send_json(res, v ? json_pack("{s:o}", "events", v) : NULL);
+    return api_send_json(res, v ? json_pack("{s:o}", "events", v) : NULL);
 }
 
 int api_bans_get(const admin_request_t *req, admin_response_t *res, void *ud)
@@ -75,7 +75,7 @@ int api_bans_get(const admin_request_t *req, admin_response_t *res, void *ud)
     (void)req;
     gateway_t *g = ((const api_pools_t *)ud)->gateway;
     json_t *v = sec_bans_json(shield_sec(gateway_shield(g)));
-    return send_json(res, v ? json_pack("{s:o}", "bans", v) : NULL);
+    return api_send_json(res, v ? json_pack("{s:o}", "bans", v) : NULL);
 }
 
 static json_t *body_json(const admin_request_t *req)
@@ -112,7 +112,7 @@ int api_bans_add(const admin_request_t *req, admin_response_t *res, void *ud)
     if (r < 0)
         goto out;
     admin_response_status(res, 201);
-    r = send_json(res, json_pack("{s:s, s:I}", "banned", addr, "for_ms", (json_int_t)for_ms));
+    r = api_send_json(res, json_pack("{s:s, s:I}", "banned", addr, "for_ms", (json_int_t)for_ms));
 out:
     json_decref(body);
     return r;
@@ -136,7 +136,7 @@ int api_bans_lift(const admin_request_t *req, admin_response_t *res, void *ud)
     else if (r == -ENOENT)
         r = admin_response_error(res, 404, "that address is not banned");
     else if (r == 0)
-        r = send_json(res, json_pack("{s:s}", "lifted", addr));
+        r = api_send_json(res, json_pack("{s:s}", "lifted", addr));
     json_decref(body);
     return r;
 }

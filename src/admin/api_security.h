@@ -5,6 +5,11 @@
 
 #include "admin/admin.h"
 
+#include <jansson.h>
+
+/* Answers with o as indented JSON, taking o (NULL: -ENOMEM). */
+int api_send_json(admin_response_t *res, json_t *o);
+
 int api_security_events(const admin_request_t *req, admin_response_t *res, void *ud);
 int api_bans_get(const admin_request_t *req, admin_response_t *res, void *ud);
 int api_bans_add(const admin_request_t *req, admin_response_t *res, void *ud);

@@ -113,14 +113,7 @@ static int reload_get_cb(const admin_request_t *req, admin_response_t *res, void
     json_object_set_new(o, "ok", json_boolean(c->result_ok));
     json_object_set_new(o, "errors", json_string(c->result_text));
     pthread_mutex_unlock(&c->lock);
-    char *text = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (!text)
-        return -ENOMEM;
-    admin_response_type(res, "application/json");
-    int r = admin_response_printf(res, "%s\n", text);
-    free(text);
-    return r;
+    return api_send_json(res, o);
 }
 
 static const admin_route_t routes[] = {

@@ -1288,20 +1288,8 @@ static int step_tunnel(client_t *c)
  * bytes do not turn our close into a reset that destroys the answer. */
 static int step_closing(client_t *c)
 {
-    if (buf_len(&c->out)) {
-        size_t sent;
-        int r = send_iov(c->io.fd, &c->ready.writable, buf_rptr(&c->out), buf_len(&c->out), NULL, 0,
-                         &sent);
-        if (r == 0 && sent) {
-            buf_consume(&c->out, sent);
-            return PROGRESS;
-        }
-        if (r < 0 && r != -EAGAIN) {
-            client_close(c);
-            return CLOSED;
-        }
-        return IDLE;
-    }
+    if (buf_len(&c->out))
+        return client_flush_out(c);
     if (!c->shut) {
         shutdown(c->io.fd, SHUT_WR);
         c->shut = true;

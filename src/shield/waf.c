@@ -108,6 +108,7 @@ typedef struct {
     char tail[WAF_TAIL_MAX]; /* built on the first message */
     size_t tail_len;
     bool body_error;
+    bool msg_attack; /* job->msg comes from an attack rule */
     char body_error_msg[sizeof(((waf_job_t *)0)->msg)];
 } waf_tx_t;
 
@@ -305,6 +306,13 @@ static void job_add_rule(waf_job_t *j, unsigned id)
         j->rules[j->nrules++] = id;
 }
 
+/* CRS attack families: scanners (913) and the 930-944 application attacks. */
+static bool is_attack(unsigned id)
+{
+    unsigned f = id / 1000;
+    return f == 913 || (f >= 930 && f <= 944);
+}
+
 /* Records one message (a rule that matched with "log", or the log of the
  * intervention) into the job. */
 static void tx_record(waf_tx_t *tx, const char *text, size_t len)
@@ -326,10 +334,14 @@ static void tx_record(waf_tx_t *tx, const char *text, size_t len)
         copy_msg(tx->body_error_msg, sizeof(tx->body_error_msg), msg);
         return;
     }
-    if (id == WAF_RULE_BLOCKING)
+    if (id == WAF_RULE_BLOCKING) {
         j->score = msg_number(msg);
-    else if (j->msg[0] == '\0' && id / 1000 != 949)
+    } else if (id / 1000 != 949 && (j->msg[0] == '\0' || (!tx->msg_attack && is_attack(id)))) {
+        /* the event should name the attack (942100, SQL injection), not a
+         * protocol remark that matched first (920350, numeric Host) */
         copy_msg(j->msg, sizeof(j->msg), msg);
+        tx->msg_attack = is_attack(id);
+    }
     job_add_rule(j, id);
 }
 

@@ -369,12 +369,15 @@ def test_waf_blocks_classic_attacks_and_names_the_rules(env):
         r = send(s, method, path, headers, body)
         assert r.status == 403, "%s: %d" % (name, r.status)
     assert len(b.completed()) == 0
-    evs = wait_for(lambda: [e for e in events(s) if e["reason"] == "waf"], what="waf events")
-    assert len(evs) == len(ATTACKS)
+    wait_for(lambda: len([e for e in events(s) if e["reason"] == "waf"]) == len(ATTACKS),
+             what="one waf event per attack")
+    evs = [e for e in events(s) if e["reason"] == "waf"]
     for e in evs:
         assert e["layer"] == "content" and e["action"] == "block" and e["status"] == 403
         assert 949110 in e["rules"], e
         assert any(r // 1000 in (913, 930, 932, 941, 942) for r in e["rules"]), e
+    # the detail names the attack, not a protocol remark that matched first
+    assert any("SQL Injection" in e.get("detail", "") for e in evs), evs
 
 
 def test_waf_lets_ordinary_traffic_through_at_paranoia_1(env):
