@@ -470,3 +470,43 @@ def test_shield_metrics_pass_promtool(env):
     for fam in ("surety_shield_events_total", "surety_shield_table_capacity",
                 "surety_bans_active", "surety_security_events_total"):
         assert fam in m.types, fam
+
+
+def test_waf_queue_overflow_answers_503_and_counts_it(env):
+    """One WAF thread and a queue of one: a burst of concurrent requests
+    overflows it; the overflow gets 503 at once instead of waiting."""
+    b = env.backend()
+    s = shielded(env, [b], WAF, security={"waf_threads": 1, "waf_queue": 1})
+    query = "&".join("field%d=some+ordinary+value+%d" % (i, i) for i in range(150))
+    statuses = []
+    lock = threading.Lock()
+
+    def one():
+        r = send(s, "GET", "/search?" + query, {}, None)
+        with lock:
+            statuses.append(r.status)
+    threads = [threading.Thread(target=one) for _ in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses.count(503) >= 1 and statuses.count(200) >= 2, statuses
+    assert shield_count(s, "waf-overload") == statuses.count(503)
+
+
+def test_limit_state_survives_a_reload(env):
+    b = env.backend()
+    s = shielded(env, [b], {"rate": {"limit": "5/m"}})
+    assert [simple_get(s.port(), "/", source=A).status for _ in range(5)] == [200] * 5
+    assert simple_get(s.port(), "/", source=A).status == 429
+    cfg = json.loads(s.config_path.read_text())
+    cfg["shield"]["p"]["methods"] = ["GET", "POST"]  # a real change, same tables
+    s.config_path.write_text(harness.render(cfg))
+    s.send_signal(__import__("signal").SIGHUP)
+    s.wait_stderr("reload:", timeout=10)
+    time.sleep(0.5)
+    # A's bucket is still empty: the new generation shares it
+    assert simple_get(s.port(), "/", source=A).status == 429
+    assert simple_get(s.port(), "/", source=B).status == 200
+    assert shield_count(s, "rate-limit") == 2
