@@ -283,6 +283,7 @@ void client_waf_done(client_t *c, waf_job_t *job)
 {
     const shield_policy_t *p = c->tx.policy;
     c->tx.waf_job = NULL;
+    shield_waf_observe(p, job->verdict, job->elapsed_us);
     if (job->verdict == WAF_MATCH) {
         bool block = p->conf->waf.mode == CONF_WAF_BLOCK;
         client_shield_event(c, p, block ? SHIELD_WAF : SHIELD_WAF_DETECT, block ? 403 : 0, job);

@@ -212,10 +212,14 @@ void worker_waf_job_done(waf_job_t *job)
 {
     worker_t *w = job->owner;
     pthread_mutex_lock(&w->waf_lock);
+    /* A non-empty list has a wake-up pending already (the worker takes the
+     * whole list when it wakes): one eventfd write per batch, not per job. */
+    bool wake = w->waf_done == NULL;
     job->next = w->waf_done;
     w->waf_done = job;
     pthread_mutex_unlock(&w->waf_lock);
-    loop_async_send(&w->waf_wake);
+    if (wake)
+        loop_async_send(&w->waf_wake);
     __atomic_sub_fetch(&w->waf_inflight, 1, __ATOMIC_ACQ_REL);
 }
 

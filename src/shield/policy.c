@@ -37,6 +37,8 @@ struct shield_rt {
     unsigned refs;        /* generations linking it; main thread */
     uint64_t open;        /* connections counted for connections.max (atomic) */
     uint64_t events[SHIELD_REASON_COUNT]; /* atomic */
+    uint64_t waf_verdicts[3];             /* atomic: by WAF_PASS, WAF_MATCH, WAF_ERROR */
+    uint64_t waf_us;                      /* atomic: time spent inspecting */
     uint64_t table_key_seed;
 };
 
@@ -446,6 +448,36 @@ void shield_event(shield_t *s, const shield_policy_t *p, shield_reason_t reason,
     sec_post(s->sec, ev, strike ? &p->ban : NULL);
 }
 
+void shield_waf_observe(const shield_policy_t *p, int verdict, uint64_t elapsed_us)
+{
+    if (!p->rt || verdict < 0 || verdict > 2)
+        return;
+    __atomic_add_fetch(&p->rt->waf_verdicts[verdict], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&p->rt->waf_us, elapsed_us, __ATOMIC_RELAXED);
+}
+
+static void waf_metrics(prom_t *pr, const shield_gen_t *g)
+{
+    static const char *const verdicts[3] = {"pass", "match", "error"};
+    prom_family(pr, "surety_shield_waf_inspections_total", PROM_COUNTER,
+                "Requests the WAF inspected, by policy and verdict (match: the rules would "
+                "block; error: not inspected).");
+    for (size_t i = 0; i < g->n; i++)
+        for (int v = 0; v < 3 && g->policies[i].waf; v++)
+            prom_counter(pr, "surety_shield_waf_inspections_total",
+                         PROM_LABELS({"policy", g->policies[i].conf->name}, {"verdict", verdicts[v]}),
+                         __atomic_load_n(&g->policies[i].rt->waf_verdicts[v], __ATOMIC_RELAXED));
+    prom_family(pr, "surety_shield_waf_inspection_seconds_total", PROM_COUNTER,
+                "Time the WAF threads spent inspecting the policy's requests (divide by "
+                "surety_shield_waf_inspections_total for the mean).");
+    for (size_t i = 0; i < g->n; i++)
+        if (g->policies[i].waf)
+            prom_counter_double(pr, "surety_shield_waf_inspection_seconds_total",
+                                PROM_LABELS({"policy", g->policies[i].conf->name}),
+                                (double)__atomic_load_n(&g->policies[i].rt->waf_us,
+                                                        __ATOMIC_RELAXED) / 1e6);
+}
+
 static const char *const layer_names[] = {"connection", "request", "content", "ban"};
 
 static void table_metrics(prom_t *pr, const shield_gen_t *g)
@@ -496,8 +528,10 @@ void shield_metrics_write(shield_t *s, const shield_gen_t *g, prom_t *pr)
                                      {"reason", reasons[r].name}),
                          __atomic_load_n(&p->rt->events[r], __ATOMIC_RELAXED));
     }
-    if (g)
+    if (g) {
         table_metrics(pr, g);
+        waf_metrics(pr, g);
+    }
     sec_counters_t sc;
     sec_counters(s->sec, &sc);
     prom_family(pr, "surety_security_events_total", PROM_COUNTER,

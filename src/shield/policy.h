@@ -122,6 +122,9 @@ uint64_t shield_rate_take(const shield_policy_t *p, const struct sockaddr *peer,
  * a strike when p has `ban`. Any thread; never blocks. */
 void shield_event(shield_t *s, const shield_policy_t *p, shield_reason_t reason, secev_t *ev);
 
+/* Counts one WAF verdict (WAF_PASS/MATCH/ERROR) and its inspection time. */
+void shield_waf_observe(const shield_policy_t *p, int verdict, uint64_t elapsed_us);
+
 /* Metric families of the shield: events by policy, layer and reason; limit
  * tables; WAF queue; bans. */
 void shield_metrics_write(shield_t *s, const shield_gen_t *g, prom_t *p);

@@ -124,7 +124,7 @@ typedef struct waf_job {
                                     * each once: attack rules (942100...),
                                     * then 949110 when it blocked */
     unsigned nrules;               /* capped at WAF_MAX_RULES */
-    unsigned score;                /* inbound anomaly score, 0 when none */
+    unsigned score;                /* inbound anomaly score of a MATCH, else 0 */
     char msg[160];                 /* msg of the first attack rule that matched */
     uint64_t elapsed_us;           /* time spent in waf_inspect() */
 

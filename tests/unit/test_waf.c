@@ -313,7 +313,9 @@ static void test_numeric_host_scores_920350_but_passes(void **state)
     assert_int_equal(j->verdict, WAF_PASS);
     assert_int_equal(j->nrules, 1);
     assert_int_equal(j->rules[0], 920350);
-    assert_int_equal(j->score, 3);
+    /* the score is reported for a MATCH only (949110's message): a rule
+     * logging every scored pass would cost each such request ~4% */
+    assert_int_equal(j->score, 0);
     assert_string_equal(j->msg, "Host header is a numeric IP address");
     waf_job_free(j);
     waf_free(w);
