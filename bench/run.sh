@@ -30,6 +30,8 @@
 #   BENCH_KEEP=1    keep the temp dir (configs, logs, raw wrk output)
 #   BENCH_SIZES     which responses (default "small 64k")
 #   BENCH_REF       the proxy the ratio columns divide by (default haproxy)
+#   BENCH_CLOSE=1   a new connection per request (Connection: close): what
+#                   the accept-time checks cost
 #
 # Shield variants (bench/shield.sh runs them): surety_limits is surety with a
 # 100,000-entry deny list, per-address connection limits, a rate limit and
@@ -343,7 +345,10 @@ measure() { # proxy path label round
         taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$BENCH_CONNS" -d"${BENCH_WARMUP}s" "$url" >/dev/null
     fi
     before=$(cpu_ticks "$PROXY_PID")
-    taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$BENCH_CONNS" -d"${BENCH_SECONDS}s" --latency "$url" >"$out"
+    local extra=()
+    [ -z "${BENCH_CLOSE:-}" ] || extra=(-H "Connection: close")
+    taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$BENCH_CONNS" -d"${BENCH_SECONDS}s" --latency \
+        "${extra[@]}" "$url" >"$out"
     after=$(cpu_ticks "$PROXY_PID")
     printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$3" "$out" "$((after - before))" "$TICKS" >>"$RESULTS"
     echo "  round $4: $1 $3: $(grep -E 'Requests/sec' "$out" | tr -s ' ')" >&2
