@@ -233,6 +233,8 @@ def test_rate_table_memory_stays_at_its_bound_under_a_flood_of_keys(env, tmp_pat
     assert m.get("surety_shield_table_memory_bytes", policy="p", table="rate") == mem0
     assert m.get("surety_shield_table_entries", policy="p", table="rate") <= cap
     ev = m.get("surety_shield_table_evictions_total", policy="p", table="rate")
+    print("rate table: memory %s entries %s evictions %s" % (
+        mem0, m.get("surety_shield_table_entries", policy="p", table="rate"), ev))
     assert ev >= 100000 - cap - 100, ev
     # (RSS is no measure here: ASan's quarantine holds freed memory; the
     # release build's figure is in docs/performance.md)
