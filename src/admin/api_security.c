@@ -35,8 +35,7 @@ int api_send_json(admin_response_t *res, json_t *o)
 
 /* A parameter from the JSON body, else from the query; NUL-terminated
  * into out. False when absent or too long. */
-static bool param(const admin_request_t *req, json_t *body, const char *name, char *out,
-                  size_t n)
+static bool param(const admin_request_t *req, json_t *body, const char *name, char *out, size_t n)
 {
     const char *v = body ? json_string_value(json_object_get(body, name)) : NULL;
     if (v) {

@@ -203,8 +203,9 @@ void conf_check_cidr(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t
         conf_ctx_error(ctx, m, "%s: %s in %s (the network is %s)", path, why, q, net);
         return;
     }
-    conf_ctx_error(ctx, m, "%s: %s: %s (want a prefix like 203.0.113.0/24 or 2001:db8::/32, or "
-                           "@PATH)",
+    conf_ctx_error(ctx, m,
+                   "%s: %s: %s (want a prefix like 203.0.113.0/24 or 2001:db8::/32, or "
+                   "@PATH)",
                    path, why, q);
 }
 

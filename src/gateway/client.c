@@ -324,8 +324,8 @@ static int tx_reject(client_t *c, http_reject_t reason)
 
 static void copy_request_info(client_t *c, const http_request_t *req)
 {
-    size_t n = req->method.len < sizeof(c->tx.method) - 1 ? req->method.len
-                                                          : sizeof(c->tx.method) - 1;
+    size_t n =
+        req->method.len < sizeof(c->tx.method) - 1 ? req->method.len : sizeof(c->tx.method) - 1;
     memcpy(c->tx.method, req->method.p, n);
     c->tx.method[n] = 0;
     n = req->target.len < sizeof(c->tx.path) ? req->target.len : sizeof(c->tx.path);
@@ -405,8 +405,7 @@ str_t client_cookie_value(const http_request_t *req, str_t name)
         str_t rest = req->fields[i].value;
         while (rest.len) {
             str_t pair = str_next_token(&rest, ';');
-            if (pair.len > name.len && pair.p[name.len] == '=' &&
-                !memcmp(pair.p, name.p, name.len))
+            if (pair.len > name.len && pair.p[name.len] == '=' && !memcmp(pair.p, name.p, name.len))
                 return str_from(pair.p + name.len + 1, pair.len - name.len - 1);
         }
     }
@@ -749,9 +748,8 @@ static int tx_start(client_t *c, http_request_t *req)
     size_t keep = c->w->conf->pools[c->tx.pool].retry.body;
     c->tx.replayable = req->body == HTTP_BODY_NONE ||
                        (req->body == HTTP_BODY_LENGTH && req->content_length <= keep);
-    buf_init(&c->tx.replay, req->body == HTTP_BODY_LENGTH && c->tx.replayable
-                                ? (size_t)req->content_length
-                                : 0);
+    buf_init(&c->tx.replay,
+             req->body == HTTP_BODY_LENGTH && c->tx.replayable ? (size_t)req->content_length : 0);
     if (c->w->conf->pools[c->tx.pool].balance == CONF_BALANCE_HASH)
         c->tx.hash_key = request_hash_key(c, &c->w->conf->pools[c->tx.pool], req);
     int r = tx_connect(c, NULL, 503, false);
@@ -844,8 +842,8 @@ static int read_some(int fd, buf_t *b, loop_ready_t *r, bool *ret_eof, int *ret_
 
 /* One sendmsg of a[0,alen) then b[0,blen). 0 with *ret_sent, -EAGAIN, -errno.
  * A partial write means the socket buffer is full: writable is cleared. */
-static int send_iov(int fd, bool *writable, const char *a, size_t alen, const char *b,
-                    size_t blen, size_t *ret_sent)
+static int send_iov(int fd, bool *writable, const char *a, size_t alen, const char *b, size_t blen,
+                    size_t *ret_sent)
 {
     struct iovec iov[2];
     size_t n = 0;
@@ -883,8 +881,8 @@ static ssize_t send_out_and_body(int fd, bool *writable, buf_t *out, buf_t *body
                                  bool *ret_progress)
 {
     size_t hl = buf_len(out), sent;
-    int r = send_iov(fd, writable, hl ? buf_rptr(out) : NULL, hl,
-                     body_len ? buf_rptr(body) : NULL, body_len, &sent);
+    int r = send_iov(fd, writable, hl ? buf_rptr(out) : NULL, hl, body_len ? buf_rptr(body) : NULL,
+                     body_len, &sent);
     if (r < 0)
         return r;
     *ret_progress = sent > 0;
@@ -942,8 +940,8 @@ static int step_head(client_t *c)
 static int upstream_failed(client_t *c, int err)
 {
     upstream_t *u = c->up;
-    bool replayable = c->tx.replayable && !c->tx.response_started && !c->tx.got_1xx &&
-                      buf_len(&u->in) == 0;
+    bool replayable =
+        c->tx.replayable && !c->tx.response_started && !c->tx.got_1xx && buf_len(&u->in) == 0;
     if (u->reused && replayable && !c->tx.retried) {
         c->tx.retried = true;
         int e = 0;
@@ -980,8 +978,7 @@ static int step_connect(client_t *c)
         return tx_retry_or_fail(c, CONF_RETRY_CONNECT, 502);
     }
     u->state = UP_ACTIVE;
-    loop_timer_start(c->w->loop, &u->timer,
-                     c->w->conf->pools[u->srv->pool].response_timeout_ms);
+    loop_timer_start(c->w->loop, &u->timer, c->w->conf->pools[u->srv->pool].response_timeout_ms);
     return PROGRESS;
 }
 
@@ -1009,8 +1006,8 @@ int client_read(client_t *c)
 int client_flush_out(client_t *c)
 {
     size_t sent;
-    int r = send_iov(c->io.fd, &c->ready.writable, buf_rptr(&c->out), buf_len(&c->out), NULL, 0,
-                     &sent);
+    int r =
+        send_iov(c->io.fd, &c->ready.writable, buf_rptr(&c->out), buf_len(&c->out), NULL, 0, &sent);
     if (r == 0 && sent) {
         buf_consume(&c->out, sent);
         return PROGRESS;
@@ -1158,9 +1155,9 @@ static int step_response(client_t *c)
     while (!c->tx.response_started && buf_len(&u->in) > c->tx.resp_parsed_len) {
         http_response_t res;
         http_reject_t reason = HTTP_REJECT_NONE;
-        int r = http_parse_response(&res, buf_rptr(&u->in), buf_len(&u->in), &c->w->resp_limits,
-                                    c->tx.head_method, c->w->fields, GW_RESPONSE_MAX_FIELDS,
-                                    &reason);
+        int r =
+            http_parse_response(&res, buf_rptr(&u->in), buf_len(&u->in), &c->w->resp_limits,
+                                c->tx.head_method, c->w->fields, GW_RESPONSE_MAX_FIELDS, &reason);
         if (r == -EAGAIN) {
             c->tx.resp_parsed_len = buf_len(&u->in);
             if (buf_free_space(&u->in) == 0)
@@ -1181,8 +1178,8 @@ static int step_response(client_t *c)
             return upstream_failed(c, err);
         if (buf_len(&c->out)) { /* relayed 1xx */
             size_t sent;
-            int r = send_iov(c->io.fd, &c->ready.writable, buf_rptr(&c->out), buf_len(&c->out), NULL,
-                             0, &sent);
+            int r = send_iov(c->io.fd, &c->ready.writable, buf_rptr(&c->out), buf_len(&c->out),
+                             NULL, 0, &sent);
             if (r == 0 && sent) {
                 buf_consume(&c->out, sent);
                 c->tx.bytes_out += sent;
@@ -1202,8 +1199,8 @@ static int step_response(client_t *c)
     if (buf_len(&c->out) || b->pending) {
         bool sent_any = false;
         size_t out_before = buf_len(&c->out);
-        ssize_t n = send_out_and_body(c->io.fd, &c->ready.writable, &c->out, &u->in, b->pending,
-                                      &sent_any);
+        ssize_t n =
+            send_out_and_body(c->io.fd, &c->ready.writable, &c->out, &u->in, b->pending, &sent_any);
         if (n >= 0) {
             b->pending -= (size_t)n;
             c->tx.bytes_out += (size_t)n + (out_before - buf_len(&c->out));
@@ -1264,8 +1261,8 @@ static int step_tunnel(client_t *c)
     }
     if (buf_len(&c->out) || buf_len(&u->in)) {
         size_t before = buf_len(&c->out) + buf_len(&u->in);
-        ssize_t n = send_out_and_body(c->io.fd, &c->ready.writable, &c->out, &u->in, buf_len(&u->in),
-                                      &any);
+        ssize_t n =
+            send_out_and_body(c->io.fd, &c->ready.writable, &c->out, &u->in, buf_len(&u->in), &any);
         if (n >= 0 && any) {
             c->tx.bytes_out += before - buf_len(&c->out) - buf_len(&u->in);
             progress = PROGRESS;

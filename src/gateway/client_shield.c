@@ -55,7 +55,8 @@ static str_t rate_key(const client_t *c, const http_request_t *req)
     const conf_shield_t *sc = c->tx.policy->conf;
     switch (sc->rate.key) {
     case CONF_HASH_HEADER: {
-        const http_field_t *f = http_field_find(req->fields, req->nfields, str_cstr(sc->rate.key_name));
+        const http_field_t *f =
+            http_field_find(req->fields, req->nfields, str_cstr(sc->rate.key_name));
         return f ? f->value : STR_NULL;
     }
     case CONF_HASH_COOKIE:
@@ -78,7 +79,8 @@ bool client_shield_request(client_t *c, const http_request_t *req, int *ret)
     const conf_shield_t *sc = p->conf;
     uint64_t now = loop_now(c->w->loop);
 
-    uint64_t wait = shield_rate_take(p, (const struct sockaddr *)&c->peer.ss, rate_key(c, req), now);
+    uint64_t wait =
+        shield_rate_take(p, (const struct sockaddr *)&c->peer.ss, rate_key(c, req), now);
     if (wait) {
         snprintf(c->tx.extra, sizeof(c->tx.extra), "Retry-After: %llu\r\n",
                  (unsigned long long)((wait + 999) / 1000));
@@ -237,12 +239,11 @@ static int waf_start(client_t *c, const http_request_t *req)
     c->tx.head_up_len = req->head_len; /* reused: where the body starts in `in` */
     c->tx.waf_need = req->head_len;
     if (req->body == HTTP_BODY_LENGTH)
-        c->tx.waf_need += req->content_length < sc->waf.body ? (size_t)req->content_length
-                                                            : sc->waf.body;
+        c->tx.waf_need +=
+            req->content_length < sc->waf.body ? (size_t)req->content_length : sc->waf.body;
     else if (req->body == HTTP_BODY_CHUNKED)
         c->tx.waf_need += sc->waf.body;
-    if (req->expect_continue && c->tx.waf_need > req->head_len &&
-        buf_len(&c->in) < c->tx.waf_need)
+    if (req->expect_continue && c->tx.waf_need > req->head_len && buf_len(&c->in) < c->tx.waf_need)
         /* the client waits for this before it sends the body we need */
         buf_append_str(&c->out, STR_LIT("HTTP/1.1 100 Continue\r\n\r\n"));
     loop_timer_start(c->w->loop, &c->timer, lconf(c)->client_timeout_ms);

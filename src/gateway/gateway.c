@@ -39,8 +39,8 @@ struct gateway {
     pthread_mutex_t lock; /* cur, draining, retired: swapped by reloads, read by metrics */
     gen_t *cur;
     gen_t *draining;
-    stats_t *retired;     /* counters of freed generations, shaped like cur->conf */
-    uint64_t generation;  /* reloads applied */
+    stats_t *retired;    /* counters of freed generations, shaped like cur->conf */
+    uint64_t generation; /* reloads applied */
 };
 
 static void gen_free(gen_t *gen)
@@ -90,9 +90,10 @@ static int bind_all(const conf_t *conf, unsigned nworkers, int **fds, const gen_
                 ol = k;
         int r = ol == SIZE_MAX ? probe_free(&lc->addr) : 0;
         for (unsigned w = 0; r == 0 && w < nworkers; w++) {
-            int ofd = ol != SIZE_MAX && w < old->nworkers ? worker_listen_fd(old->workers[w], ol)
-                                                            : -1;
-            fds[w][l] = ofd >= 0 ? fcntl(ofd, F_DUPFD_CLOEXEC, 0) : sock_listen(&lc->addr, true, 511);
+            int ofd =
+                ol != SIZE_MAX && w < old->nworkers ? worker_listen_fd(old->workers[w], ol) : -1;
+            fds[w][l] =
+                ofd >= 0 ? fcntl(ofd, F_DUPFD_CLOEXEC, 0) : sock_listen(&lc->addr, true, 511);
             r = fds[w][l] < 0 ? (ofd >= 0 ? -errno : fds[w][l]) : 0;
         }
         if (r < 0) {

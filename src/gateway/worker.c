@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "gateway/worker_api.h"
 #include "gateway/worker.h"
+#include "gateway/worker_api.h"
 
 /* Warm buffer blocks kept per size and worker: enough for the connections
  * that turn over between two loop iterations; at most a few MiB. */
@@ -77,8 +77,7 @@ static void accept_cb(loop_t *loop, loop_io_t *io, uint32_t ev)
             if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
                 /* Out of descriptors: a level-triggered listener would spin,
                  * so stop accepting for a moment. */
-                log_error("worker %u: accept: %s; pausing accepts for 100ms", w->id,
-                          strerror(-fd));
+                log_error("worker %u: accept: %s; pausing accepts for 100ms", w->id, strerror(-fd));
                 for (size_t k = 0; k < w->conf->nlisteners; k++)
                     listener_pause(w, &w->listeners[k]);
                 loop_timer_start(w->loop, &w->resume_timer, 100);
@@ -87,8 +86,8 @@ static void accept_cb(loop_t *loop, loop_io_t *io, uint32_t ev)
         }
         bool counted = false;
         if (l->policy) {
-            shield_reason_t why = shield_accept(w->shield, l->policy,
-                                                (const struct sockaddr *)&peer.ss, loop_now(w->loop));
+            shield_reason_t why = shield_accept(
+                w->shield, l->policy, (const struct sockaddr *)&peer.ss, loop_now(w->loop));
             if (why != SHIELD_OK) {
                 refuse(w, l, fd, &peer, why);
                 continue;
@@ -299,11 +298,10 @@ static int setup_pools(worker_t *w)
             snprintf(srv->label, sizeof(srv->label), "%s", pc->servers[s].address);
             w->weights[p][s] = pc->servers[s].weight;
             /* a reload's workers start from the estimate the old ones made */
-            uint64_t ewma = __atomic_load_n(&w->state->pools[p].servers[s].ewma_us,
-                                            __ATOMIC_RELAXED);
+            uint64_t ewma =
+                __atomic_load_n(&w->state->pools[p].servers[s].ewma_us, __ATOMIC_RELAXED);
             if (ewma)
-                balance_ewma_observe(&pool->ewma[s], ewma, loop_now(w->loop),
-                                     BALANCE_EWMA_TAU_MS);
+                balance_ewma_observe(&pool->ewma[s], ewma, loop_now(w->loop), BALANCE_EWMA_TAU_MS);
         }
     }
     return 0;
@@ -353,8 +351,7 @@ worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_lo
     w->listeners = calloc(conf->nlisteners, sizeof(*w->listeners));
     w->client_in = calloc(conf->nlisteners, sizeof(*w->client_in));
     if (!w->loop || !w->stats || !w->listeners || !w->client_in || !w->usable ||
-        setup_pools(w) < 0 ||
-        loop_async_init(w->loop, &w->wake, wake_cb) < 0)
+        setup_pools(w) < 0 || loop_async_init(w->loop, &w->wake, wake_cb) < 0)
         goto fail;
     w->wake_ready = true;
     if (loop_async_init(w->loop, &w->waf_wake, waf_wake_cb) < 0)

@@ -13,10 +13,9 @@ static const struct {
     const char *name;
     secev_layer_t layer;
     bool strike;
-} reasons[SHIELD_REASON_COUNT] = {
-    [SHIELD_OK] = {"ok", SECEV_CONNECTION, false},
+} reasons[SHIELD_REASON_COUNT] = {[SHIELD_OK] = {"ok", SECEV_CONNECTION, false},
 #define SHIELD_ROW_(id, n, l, s) [SHIELD_##id] = {n, l, s},
-    SHIELD_REASONS(SHIELD_ROW_)
+                                  SHIELD_REASONS(SHIELD_ROW_)
 #undef SHIELD_ROW_
 };
 
@@ -32,10 +31,10 @@ struct shield_rt {
     shield_rt_t *next;
     char *name;
     size_t conn_cap, rate_cap;
-    limit_table_t *conns; /* NULL: the policy limits no connections */
-    limit_table_t *rate;  /* NULL: no rate limit */
-    unsigned refs;        /* generations linking it; main thread */
-    uint64_t open;        /* connections counted for connections.max (atomic) */
+    limit_table_t *conns;                 /* NULL: the policy limits no connections */
+    limit_table_t *rate;                  /* NULL: no rate limit */
+    unsigned refs;                        /* generations linking it; main thread */
+    uint64_t open;                        /* connections counted for connections.max (atomic) */
     uint64_t events[SHIELD_REASON_COUNT]; /* atomic */
     uint64_t waf_verdicts[3];             /* atomic: by WAF_PASS, WAF_MATCH, WAF_ERROR */
     uint64_t waf_us;                      /* atomic: time spent inspecting */
@@ -441,7 +440,7 @@ void shield_event(shield_t *s, const shield_policy_t *p, shield_reason_t reason,
     snprintf(ev->policy, sizeof(ev->policy), "%s", p->conf->name);
     snprintf(ev->reason, sizeof(ev->reason), "%s", reasons[reason].name);
     ev->layer = (uint8_t)reasons[reason].layer;
-    ev->action = reason == SHIELD_WAF_DETECT          ? SECEV_DETECT
+    ev->action = reason == SHIELD_WAF_DETECT                 ? SECEV_DETECT
                  : reasons[reason].layer == SECEV_CONNECTION ? SECEV_REFUSE
                                                              : SECEV_BLOCK;
     bool strike = reasons[reason].strike && p->conf->ban.enabled;
@@ -464,18 +463,19 @@ static void waf_metrics(prom_t *pr, const shield_gen_t *g)
                 "block; error: not inspected).");
     for (size_t i = 0; i < g->n; i++)
         for (int v = 0; v < 3 && g->policies[i].waf; v++)
-            prom_counter(pr, "surety_shield_waf_inspections_total",
-                         PROM_LABELS({"policy", g->policies[i].conf->name}, {"verdict", verdicts[v]}),
-                         __atomic_load_n(&g->policies[i].rt->waf_verdicts[v], __ATOMIC_RELAXED));
+            prom_counter(
+                pr, "surety_shield_waf_inspections_total",
+                PROM_LABELS({"policy", g->policies[i].conf->name}, {"verdict", verdicts[v]}),
+                __atomic_load_n(&g->policies[i].rt->waf_verdicts[v], __ATOMIC_RELAXED));
     prom_family(pr, "surety_shield_waf_inspection_seconds_total", PROM_COUNTER,
                 "Time the WAF threads spent inspecting the policy's requests (divide by "
                 "surety_shield_waf_inspections_total for the mean).");
     for (size_t i = 0; i < g->n; i++)
         if (g->policies[i].waf)
-            prom_counter_double(pr, "surety_shield_waf_inspection_seconds_total",
-                                PROM_LABELS({"policy", g->policies[i].conf->name}),
-                                (double)__atomic_load_n(&g->policies[i].rt->waf_us,
-                                                        __ATOMIC_RELAXED) / 1e6);
+            prom_counter_double(
+                pr, "surety_shield_waf_inspection_seconds_total",
+                PROM_LABELS({"policy", g->policies[i].conf->name}),
+                (double)__atomic_load_n(&g->policies[i].rt->waf_us, __ATOMIC_RELAXED) / 1e6);
 }
 
 static const char *const layer_names[] = {"connection", "request", "content", "ban"};
@@ -507,8 +507,7 @@ static void table_metrics(prom_t *pr, const shield_gen_t *g)
                                  PROM_LABELS({"policy", p->conf->name}, {"table", tn[k]}), v);
                 else
                     prom_gauge(pr, fams[f][0],
-                               PROM_LABELS({"policy", p->conf->name}, {"table", tn[k]}),
-                               (double)v);
+                               PROM_LABELS({"policy", p->conf->name}, {"table", tn[k]}), (double)v);
             }
         }
     }

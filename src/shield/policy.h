@@ -68,10 +68,10 @@ typedef struct shield_rt shield_rt_t;
 /* One compiled policy of one configuration. */
 typedef struct {
     const conf_shield_t *conf;
-    acl_t *acl;         /* deny entries 0, allow entries 1; NULL: no lists */
-    bool allow_only;    /* an allow list exists: unlisted addresses are refused */
-    waf_t *waf;         /* NULL: no inspection */
-    shield_rt_t *rt;    /* survives reloads */
+    acl_t *acl;      /* deny entries 0, allow entries 1; NULL: no lists */
+    bool allow_only; /* an allow list exists: unlisted addresses are refused */
+    waf_t *waf;      /* NULL: no inspection */
+    shield_rt_t *rt; /* survives reloads */
     secev_ban_rule_t ban;
 } shield_policy_t;
 
