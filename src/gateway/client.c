@@ -1045,8 +1045,9 @@ static int step_request(client_t *c)
                 buf_consume(&c->in, sent - from_head);
                 b->pending -= sent - from_head;
                 c->tx.bytes_in += sent - from_head;
-                if (c->tx.policy && client_shield_body(c, sent - from_head) != IDLE)
-                    return PROGRESS; /* answered 413: the transaction is over */
+                int r = c->tx.policy ? client_shield_body(c, sent - from_head) : IDLE;
+                if (r != IDLE)
+                    return r; /* answered 413 (or cut): c may be gone */
             }
             progress = PROGRESS;
         } else if (r < 0 && r != -EAGAIN) {
