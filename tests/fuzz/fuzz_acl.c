@@ -1,5 +1,5 @@
-/* libFuzzer target for the CIDR list parser and trie (src/shield/acl.c,
- * included to reach its internals). The input is split into lines, each
+/* libFuzzer target for the CIDR parser (src/core/cidr.c) and the trie
+ * (src/shield/acl.c, included to reach its internals). The input is split into lines, each
  * given to acl_add with its line number as value. Properties beyond "no
  * crash, no leak, no undefined behaviour": an accepted entry prints back
  * (inet_ntop + "/N") to text that parses to the same prefix; acl_count
@@ -16,8 +16,14 @@
 
 #define MAX_LINES 256
 
+/* ::ffff:0:0/96 */
+static bool key_is_v4_mapped(const acl_key_t *k)
+{
+    return k->w[0] == 0 && (k->w[1] >> 32) == 0xffff;
+}
+
 typedef struct {
-    acl_prefix_t p;
+    cidr_t p;
     int value;
 } ref_t;
 
@@ -36,7 +42,7 @@ static int scan(const ref_t *ref, size_t n, bool v6, const acl_key_t *key)
     for (size_t i = 0; i < n; i++) {
         if (ref[i].p.v6 != v6 || (int)ref[i].p.plen <= blen)
             continue;
-        if (key_common(key, &ref[i].p.key) >= ref[i].p.plen) {
+        if (cidr_key_common(key, &ref[i].p.key) >= ref[i].p.plen) {
             best = ref[i].value;
             blen = ref[i].p.plen;
         }
@@ -81,11 +87,11 @@ static void check(const acl_t *acl, const ref_t *ref, size_t n, bool v6, acl_key
 }
 
 /* Prints p back as text and parses that again: it must be the same. */
-static void round_trip(const acl_prefix_t *p)
+static void round_trip(const cidr_t *p)
 {
     uint8_t b[16];
-    char addr[INET6_ADDRSTRLEN], text[ACL_TEXT_MAX + 8];
-    acl_prefix_t again;
+    char addr[INET6_ADDRSTRLEN], text[CIDR_TEXT_MAX + 8];
+    cidr_t again;
     const char *why;
 
     for (int i = 0; i < 8; i++) {
@@ -95,8 +101,8 @@ static void round_trip(const acl_prefix_t *p)
     if (!inet_ntop(p->v6 ? AF_INET6 : AF_INET, b, addr, sizeof(addr)))
         abort();
     int len = snprintf(text, sizeof(text), "%s/%u", addr, p->plen);
-    if (acl_parse(text, (size_t)len, &again, &why) != 0 || again.v6 != p->v6 ||
-        again.plen != p->plen || key_common(&again.key, &p->key) < 128)
+    if (cidr_parse(text, (size_t)len, &again, &why) != 0 || again.v6 != p->v6 ||
+        again.plen != p->plen || cidr_key_common(&again.key, &p->key) < 128)
         abort();
 }
 
@@ -116,9 +122,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t len = nl ? (size_t)(nl - s) : (size_t)(end - s);
         for (size_t i = 0; i < len; i++)
             seed = (seed ^ (uint8_t)s[i]) * 0x100000001b3u;
-        acl_prefix_t p;
+        cidr_t p;
         const char *why;
-        int parsed = acl_parse(s, len, &p, &why);
+        int parsed = cidr_parse(s, len, &p, &why);
         int r = acl_add(acl, s, len, line);
         if ((parsed == 0) != (r == 0))
             abort();
@@ -127,7 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t j;
             for (j = 0; j < n; j++)
                 if (ref[j].p.v6 == p.v6 && ref[j].p.plen == p.plen &&
-                    key_common(&ref[j].p.key, &p.key) == 128)
+                    cidr_key_common(&ref[j].p.key, &p.key) == 128)
                     break;
             if (j == n)
                 n++;

@@ -33,7 +33,11 @@ if [ ${#targets[@]} -eq 0 ]; then
     exit 0
 fi
 # Only the fuzz targets: the rest of the tree is built and tested elsewhere.
-ninja -C "$build" "${targets[@]}" >/dev/null
+if ! out=$(ninja -C "$build" "${targets[@]}" 2>&1); then
+    echo "fuzz: building the targets failed:" >&2
+    echo "$out" | grep -E 'error|FAILED' | head -40 >&2
+    exit 1
+fi
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

@@ -174,23 +174,33 @@ def test_check_reports_a_bad_list_file_with_its_line(env, tmp_path):
 # --- request layer -------------------------------------------------------------
 
 def test_rate_limit_answers_429_to_the_flooder_and_not_to_others(env):
+    """A floods (as fast as it can) while B, at the same time, makes requests
+    at a polite pace: A gets 429s with Retry-After, B keeps >= 99% success."""
     b = env.backend()
     s = shielded(env, [b], {"rate": {"limit": "10/s", "burst": 10}})
     statuses, retry_after = [], set()
-    for _ in range(60):
-        r = simple_get(s.port(), "/", source=A)
-        statuses.append(r.status)
-        if r.status == 429:
-            retry_after.add(r.headers.get("Retry-After"))
-    assert statuses.count(429) >= 40, statuses
-    assert retry_after and all(v and v.isdigit() and int(v) >= 1 for v in retry_after)
-    # B, at a polite pace, is not affected by A's flood
+    stop = threading.Event()
+
+    def flood():
+        while not stop.is_set():
+            r = simple_get(s.port(), "/", source=A)
+            statuses.append(r.status)
+            if r.status == 429:
+                retry_after.add(r.headers.get("Retry-After"))
+    t = threading.Thread(target=flood)
+    t.start()
     ok = 0
-    for i in range(100):
-        ok += simple_get(s.port(), "/", source=B).status == 200
-        if i % 5 == 4:
-            time.sleep(0.5)
+    try:
+        for _ in range(100):
+            ok += simple_get(s.port(), "/", source=B).status == 200
+            time.sleep(0.12)  # about 8/s, under B's own 10/s
+    finally:
+        stop.set()
+        t.join()
     assert ok >= 99, ok
+    assert statuses.count(429) >= 0.5 * len(statuses) and statuses.count(200) >= 10, (
+        len(statuses), statuses.count(429))
+    assert retry_after and all(v and v.isdigit() and int(v) >= 1 for v in retry_after)
     ev = wait_for(lambda: [e for e in events(s, client=A) if e["reason"] == "rate-limit"],
                   what="rate-limit events")
     assert ev[0]["status"] == 429 and ev[0]["layer"] == "request"
