@@ -135,6 +135,18 @@ static int write_text(const api_pools_t *a, admin_response_t *res, uint64_t now)
         admin_response_printf(res, "recent failovers and failbacks:\n");
         each_event(a, event_text, res);
     }
+    if (a->conf->nshields) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+            return -ENOMEM;
+        gateway_shield_summary(a->gateway, f);
+        fclose(f);
+        int r = text ? admin_response_append(res, text, len) : -ENOMEM;
+        free(text);
+        return r;
+    }
     return 0;
 }
 

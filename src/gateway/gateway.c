@@ -312,6 +312,13 @@ shield_t *gateway_shield(gateway_t *g)
     return g->shield;
 }
 
+void gateway_shield_summary(gateway_t *g, FILE *out)
+{
+    pthread_mutex_lock(&g->lock);
+    shield_summary(g->shield, g->cur->sg, out);
+    pthread_mutex_unlock(&g->lock);
+}
+
 bool gateway_lists_changed(gateway_t *g, bool seen)
 {
     return shield_gen_files_changed(g->cur->sg, seen);

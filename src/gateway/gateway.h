@@ -47,6 +47,8 @@ void gateway_reopen_logs(gateway_t *g);
 /* The shield: bans and security events for the admin API. */
 #include "shield/policy.h"
 shield_t *gateway_shield(gateway_t *g);
+/* `surety status` lines about the shield (any thread). */
+void gateway_shield_summary(gateway_t *g, FILE *out);
 /* Main thread: an @file deny/allow list of the current generation changed
  * on disk (time to reload). With `seen`, the change is taken note of: a
  * reload that fails on the new file is not retried until it changes again. */

@@ -549,3 +549,27 @@ void shield_metrics_write(shield_t *s, const shield_gen_t *g, prom_t *pr)
     prom_gauge(pr, "surety_shield_waf_queue_depth", PROM_LABELS(),
                s->waf_pool ? (double)waf_pool_queued(s->waf_pool) : 0);
 }
+
+void shield_summary(shield_t *s, const shield_gen_t *g, FILE *out)
+{
+    for (size_t i = 0; g && i < g->n; i++) {
+        const shield_policy_t *p = &g->policies[i];
+        uint64_t total = 0;
+        for (int r = 1; r < SHIELD_REASON_COUNT; r++)
+            total += __atomic_load_n(&p->rt->events[r], __ATOMIC_RELAXED);
+        fprintf(out, "shield %s: %llu events", p->conf->name, (unsigned long long)total);
+        const char *sep = " (";
+        for (int r = 1; r < SHIELD_REASON_COUNT; r++) {
+            uint64_t n = __atomic_load_n(&p->rt->events[r], __ATOMIC_RELAXED);
+            if (n) {
+                fprintf(out, "%s%s %llu", sep, reasons[r].name, (unsigned long long)n);
+                sep = ", ";
+            }
+        }
+        fprintf(out, "%s\n", total ? ")" : "");
+    }
+    sec_counters_t sc;
+    sec_counters(s->sec, &sc);
+    fprintf(out, "bans: %llu active, %llu since start (GET /api/v1/bans)\n",
+            (unsigned long long)sc.bans_active, (unsigned long long)sc.bans_total);
+}

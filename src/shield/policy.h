@@ -125,6 +125,9 @@ void shield_event(shield_t *s, const shield_policy_t *p, shield_reason_t reason,
 /* Counts one WAF verdict (WAF_PASS/MATCH/ERROR) and its inspection time. */
 void shield_waf_observe(const shield_policy_t *p, int verdict, uint64_t elapsed_us);
 
+/* A few lines for `surety status`: events per policy by reason, bans. */
+void shield_summary(shield_t *s, const shield_gen_t *g, FILE *out);
+
 /* Metric families of the shield: events by policy, layer and reason; limit
  * tables; WAF queue; bans. */
 void shield_metrics_write(shield_t *s, const shield_gen_t *g, prom_t *p);

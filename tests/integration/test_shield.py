@@ -522,3 +522,15 @@ def test_limit_state_survives_a_reload(env):
     assert simple_get(s.port(), "/", source=A).status == 429
     assert simple_get(s.port(), "/", source=B).status == 200
     assert shield_count(s, "rate-limit") == 2
+
+
+def test_status_shows_the_shield(env):
+    b = env.backend()
+    s = shielded(env, [b], {"deny": [A], "ban": {}})
+    assert refused_at_accept(s, A)
+    wait_for(lambda: shield_count(s, "deny-list") >= 1, what="counted")
+    p = subprocess.run([s.binary, "status", "-c", str(s.config_path)], capture_output=True,
+                       text=True, timeout=30, env=harness.sanitizer_env())
+    assert p.returncode == 0, p.stderr
+    assert "shield p: 1 events (deny-list 1)" in p.stdout, p.stdout
+    assert "bans: 0 active" in p.stdout, p.stdout
