@@ -534,3 +534,19 @@ def test_status_shows_the_shield(env):
     assert p.returncode == 0, p.stderr
     assert "shield p: 1 events (deny-list 1)" in p.stdout, p.stdout
     assert "bans: 0 active" in p.stdout, p.stdout
+
+
+def test_ipv6_clients_are_listed_and_limited_too(env):
+    b = env.backend()
+    s = shielded(env, [b], {"deny": ["2001:db8::/32"], "connections": {"per_ip": 1}},
+                 listener={"listen": "[::1]:%d" % harness.free_port()})
+    with RawClient(s.port(), host="::1") as keep:
+        assert keep.request("GET", "/").status == 200
+        # ::1 holds its one connection: a second one is refused at accept
+        with RawClient(s.port(), host="::1") as c:
+            c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            closed, got, _ = c.wait_closed(3)
+            assert closed and got == b""
+    assert shield_count(s, "conn-per-ip") == 1
+    ev = wait_for(lambda: [e for e in events(s) if e["reason"] == "conn-per-ip"], what="event")
+    assert ev[0]["client"] == "::1"
