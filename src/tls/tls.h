@@ -1,0 +1,174 @@
+/* TLS contexts: everything about a TLS connection that is decided before its
+ * bytes flow (issue 5, items 1, 2, 4 and 5). A listener with `tls:` gets a
+ * tls_server_t: its certificates loaded and checked, one OpenSSL SSL_CTX per
+ * distinct set of certificates that a server name can select, an SNI index
+ * from names to those contexts, and a ring of session-ticket keys that
+ * rotates. A pool with `tls:` gets a client SSL_CTX that verifies the
+ * upstream's certificate and name by default.
+ *
+ * The defaults are the ones a reviewer should sign off unchanged: TLS 1.2 and
+ * 1.3 only, forward-secret suites only (Mozilla "intermediate"; "modern" is
+ * TLS 1.3 only), groups X25519, P-256 and P-384, the server's suite order for
+ * TLS 1.2, no compression, no renegotiation, no 0-RTT, ALPN "http/1.1" since
+ * Surety speaks HTTP/1.1 only.
+ *
+ * Threads: contexts are built on the main thread and are then read-only, so
+ * any number of workers may SSL_new() from them. The only code of this module
+ * that runs per connection is OpenSSL's callbacks (SNI, ALPN, session
+ * tickets): they do not block, take one short mutex (ticket keys) and
+ * allocate nothing but what OpenSSL itself allocates for the connection. The
+ * non-blocking I/O around SSL_do_handshake/SSL_read/SSL_write is the
+ * gateway's, not this module's. Like the rest of the library code, nothing
+ * here logs: errors go to err, warnings to the caller's callback. */
+#ifndef SURETY_TLS_TLS_H
+#define SURETY_TLS_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+/* At most this many certificates per listener, and names over all of them;
+ * more is an error at load. They bound what a configuration nobody read can
+ * make the main thread build (one SSL_CTX per distinct certificate set). */
+#define TLS_MAX_CERTS 256
+#define TLS_MAX_NAMES 16384
+
+/* A certificate that expires within this many days loads with a warning. */
+#define TLS_EXPIRY_WARN_DAYS 30
+
+/* Session-ticket keys rotate this often unless the configuration says. */
+#define TLS_TICKET_ROTATE_DEFAULT_MS (12ull * 3600 * 1000)
+
+typedef enum {
+    TLS_PROFILE_INTERMEDIATE, /* TLS 1.2 (ECDHE + AEAD suites) and 1.3 */
+    TLS_PROFILE_MODERN,       /* TLS 1.3 only */
+} tls_profile_t;
+
+/* PEM files. cert holds the leaf first, then the intermediates of its chain
+ * (a self-signed root at the end is allowed, see tls_cert_check). key holds
+ * the unencrypted private key of the leaf (there is nobody to type a
+ * passphrase). */
+typedef struct {
+    const char *cert;
+    const char *key;
+} tls_cert_files_t;
+
+/* Receives one warning, formatted like an error ("FILE: problem"); msg lives
+ * for the call only. */
+typedef void (*tls_warn_cb)(void *arg, const char *msg);
+
+typedef struct {
+    /* At least one. The first is the default: it (and the certificates of
+     * other key types for its first name) serves clients that send no server
+     * name or one no certificate has. */
+    const tls_cert_files_t *certs;
+    size_t ncerts;
+    tls_profile_t profile;
+    /* 0 means the profile's: TLS1_2_VERSION (intermediate) or TLS1_3_VERSION
+     * (modern, which admits nothing lower). TLS1_VERSION and TLS1_1_VERSION
+     * only with allow_legacy, which also adds the ECDHE-CBC-SHA suites and
+     * lowers OpenSSL's security level to 0, as TLS 1.0/1.1 need; a warning
+     * says so through warn. */
+    int min_version;
+    bool allow_legacy;
+    /* 0 means TLS_TICKET_ROTATE_DEFAULT_MS. A ticket resumes for one to two
+     * periods: the period its key was current and the one after. */
+    uint64_t ticket_rotate_ms;
+    /* Wall clock in ms since the epoch for expiry checks and ticket
+     * rotation; NULL means CLOCK_REALTIME. Tests inject their own. */
+    uint64_t (*clock_ms)(void);
+    /* Warnings (expiry within TLS_EXPIRY_WARN_DAYS, self-signed leaf,
+     * private root, names ignored, legacy protocol versions); may be NULL. */
+    tls_warn_cb warn;
+    void *warn_arg;
+} tls_server_conf_t;
+
+/* One listener's contexts and certificate index. Immutable after creation
+ * except for the ticket keys, which rotate under their own lock. */
+typedef struct tls_server tls_server_t;
+
+/* What tls_server_certs reports of each certificate, for metrics
+ * (surety_tls_certificate_expiry_seconds) and `surety status`. */
+typedef struct {
+    char name[256];      /* its first DNS name (SAN, else CN), "" if none */
+    char file[512];      /* the certificate file */
+    char key_type[8];    /* "RSA", "EC", "ED25519", ... */
+    int64_t not_after_s; /* seconds since the epoch */
+    int days_left;       /* whole days until not_after at the call, floor */
+} tls_cert_info_t;
+
+/* Loads and checks every certificate of c, then builds the contexts.
+ * Returns NULL on failure with "FILE: problem" in err (when err is not
+ * NULL): the file cannot be read, is not PEM, certificate and key do not
+ * match, the key is too weak (RSA under 2048 bits, EC under 256), the chain
+ * does not verify, the certificate has expired or is not valid yet, or the
+ * configuration itself is wrong (no certificates, a bad min_version).
+ *
+ * The caller frees it with tls_server_free(). Connections may outlive that
+ * call: the memory goes when the last SSL made from tls_server_ctx() is
+ * freed, which is what lets a reload swap listeners while handshakes in
+ * flight finish on the old certificates. Main thread. */
+tls_server_t *tls_server_new(const tls_server_conf_t *c, char *err, size_t errlen);
+void tls_server_free(tls_server_t *s);
+
+/* The context a connection's SSL comes from (SSL_new, or tls_server_ssl_new).
+ * Its servername callback moves the connection to the context that has the
+ * certificates for the name the client asks for; never free it. */
+SSL_CTX *tls_server_ctx(tls_server_t *s);
+
+/* SSL_new(tls_server_ctx(s)) set to accept: what a worker calls per
+ * accepted connection before SSL_set_fd (or its own BIO) and the first
+ * SSL_do_handshake. NULL when out of memory. Any thread. */
+SSL *tls_server_ssl_new(tls_server_t *s);
+
+/* Fills out[0, max) with the certificates in configuration order and
+ * returns how many there are (which may be more than max). */
+size_t tls_server_certs(const tls_server_t *s, tls_cert_info_t *out, size_t max);
+
+/* Checks one certificate and key as tls_server_new does, without building a
+ * context: what `surety check` runs for each `tls:` entry. now_ms is the
+ * wall clock (0: CLOCK_REALTIME). Returns 0, -EINVAL with "FILE: problem" in
+ * err, or the negative errno of a file that cannot be read.
+ *
+ * The chain must verify against the system's trusted roots plus the
+ * intermediates in the file. A self-signed leaf, or a chain ending at a
+ * self-signed root that is in the file but not in the system store (a
+ * private CA), is accepted with a warning: the check is then that the chain
+ * links up and its signatures verify, and the clients must be told to trust
+ * that root. ret_info (may be NULL) is filled on success. */
+int tls_cert_check(const tls_cert_files_t *f, uint64_t now_ms, tls_warn_cb warn, void *warn_arg,
+                   tls_cert_info_t *ret_info, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Upstream (client) side, one per pool with `tls:`. */
+typedef struct {
+    /* Verify the server's chain and name. The caller's default must be
+     * true: false is an explicit `verify: false`. */
+    bool verify;
+    const char *ca;         /* PEM file of trusted roots; NULL: the system store */
+    const char *sni;        /* name to send and check; an IP literal is checked
+                             * against the certificate's IP addresses and not sent */
+    const char *cert, *key; /* client certificate for mTLS; both or neither */
+    /* Warnings about the client certificate (expiry within
+     * TLS_EXPIRY_WARN_DAYS, a chain that does not verify here: the upstream
+     * decides which roots it trusts); may be NULL. */
+    tls_warn_cb warn;
+    void *warn_arg;
+} tls_client_conf_t;
+
+/* A client context: TLS 1.2 and 1.3, the intermediate suites, ALPN
+ * "http/1.1" offered, and with verify the chain checked against ca (or the
+ * system store) and the certificate's names against sni. verify without
+ * sni is an error (nothing to check the name against: fail closed). The
+ * caller frees it with SSL_CTX_free() once no SSL made from it is in use
+ * (SSL_new holds a reference, so that is any time). Main thread. */
+SSL_CTX *tls_client_ctx_new(const tls_client_conf_t *c, char *err, size_t errlen);
+
+/* SSL_new(ctx) set to connect, with the context's SNI set on it (OpenSSL
+ * keeps the server name per connection, not per context). ctx must come
+ * from tls_client_ctx_new. NULL when out of memory. Any thread. */
+SSL *tls_client_ssl_new(SSL_CTX *ctx);
+
+#endif
