@@ -87,7 +87,8 @@ static int cmd_check(const opts_t *o)
         return 1;
     /* what only reading other files tells: @lists, WAF rules */
     shield_gen_t *sg = shield_gen_new(NULL, conf, stderr);
-    if (!sg) {
+    if (!sg || gateway_check_tls(conf, stderr) < 0) {
+        shield_gen_free(sg);
         conf_unref(conf);
         return 1;
     }

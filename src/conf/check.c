@@ -304,6 +304,13 @@ void conf_finish_listener(conf_ctx_t *ctx, const char *path, void *obj, conf_mar
     char hb[32], uri[32];
     conf_mark_t m;
 
+    l->tls.enabled = conf_ctx_mark_find(ctx, &l->tls.enabled, CONF_MARK_MAP, &m);
+    if (l->tls.enabled && l->tls.min_version && l->tls.min_version < 12 && !l->tls.allow_legacy)
+        conf_ctx_error(ctx, mark_or(ctx, &l->tls.min_version, where),
+                       "%s: tls.min_version 1.%u needs tls.allow_legacy: true (TLS 1.0 and 1.1 "
+                       "are broken; think twice)",
+                       path, l->tls.min_version - 10);
+
     if (l->max_header_bytes >= l->max_uri || !l->max_uri || !l->max_header_bytes)
         return;
     /* Point at whichever of the two was written; header_bytes if both. */

@@ -198,6 +198,29 @@ typedef struct {
     } ban;
 } conf_shield_t;
 
+/* One certificate of a TLS listener: PEM chain (leaf first) and key. */
+typedef struct {
+    char *cert;
+    char *key;
+} conf_cert_t;
+
+typedef enum {
+    CONF_TLS_INTERMEDIATE, /* Mozilla "intermediate": TLS 1.2 (FS suites) and 1.3 */
+    CONF_TLS_MODERN,       /* TLS 1.3 only */
+} conf_tls_profile_t;
+
+/* listeners.<name>.tls */
+typedef struct {
+    bool enabled;            /* tls: written */
+    char *cert, *key;        /* tls.cert / tls.key: the default certificate */
+    conf_cert_t *certs;      /* tls.certificates: more, chosen by SNI */
+    size_t ncerts;
+    conf_tls_profile_t profile;
+    unsigned min_version;    /* tls.min_version: 0 (profile's), 10, 11, 12, 13 */
+    bool allow_legacy;       /* tls.allow_legacy: permits 1.0 / 1.1 */
+    uint64_t ticket_rotate_ms; /* tls.ticket_rotate, default 12h */
+} conf_tls_t;
+
 typedef struct {
     char *name;
     char *listen; /* as written */
@@ -209,6 +232,7 @@ typedef struct {
     size_t max_headers;         /* limits.headers: field count, 100 (431) */
     size_t max_header_bytes;    /* limits.header_bytes: whole head, 32k (431) */
     size_t shield;              /* shield: index into conf_t.shields; SIZE_MAX none */
+    conf_tls_t tls;
     conf_route_t *routes;
     size_t nroutes; /* >= 1 */
 } conf_listener_t;

@@ -47,6 +47,8 @@ static const char *const client_ip_values[] = {"truncate", "hash", "full", NULL}
 static const char *const balance_values[] = {"round-robin", "least-conn", "p2c-ewma", "hash",
                                              NULL};
 static const char *const health_type_values[] = {"http", "tcp", NULL};
+static const char *const tls_profile_values[] = {"intermediate", "modern", NULL};
+static const char *const tls_version_values[] = {"1.0", "1.1", "1.2", "1.3", NULL};
 static const char *const waf_mode_values[] = {"block", "detect", NULL};
 static const char *const retry_on_values[] = {"connect", "reset", "timeout", "500", "502", "503",
                                               "504", NULL};
@@ -136,6 +138,50 @@ static const conf_key_t route_keys[] = {
     {0},
 };
 
+static const conf_key_t cert_keys[] = {
+    {.name = "cert", .type = CONF_T_STRING, .flags = CONF_F_REQUIRED, FIELD(conf_cert_t, cert),
+     .doc_example = "etc/tls/api.crt",
+     .help = "PEM file with the certificate, then its intermediates (leaf first)."},
+    {.name = "key", .type = CONF_T_STRING, .flags = CONF_F_REQUIRED, FIELD(conf_cert_t, key),
+     .doc_example = "etc/tls/api.key", .help = "PEM file with its private key (not encrypted)."},
+    {0},
+};
+
+static const conf_key_t listener_tls_keys[] = {
+    {.name = "cert", .type = CONF_T_STRING, .flags = CONF_F_REQUIRED,
+     FIELD(conf_listener_t, tls.cert), .doc_example = "etc/tls/site.crt",
+     .help = "PEM file with the default certificate, then its intermediates (leaf first): "
+             "served to clients that send no name (SNI) or a name no certificate has."},
+    {.name = "key", .type = CONF_T_STRING, .flags = CONF_F_REQUIRED,
+     FIELD(conf_listener_t, tls.key), .doc_example = "etc/tls/site.key",
+     .help = "PEM file with the default certificate's private key (not encrypted)."},
+    {.name = "certificates", .type = CONF_T_LIST, .max = "255", .sub = cert_keys,
+     .noun = "certificate", ARRAY(conf_listener_t, tls.certs, tls.ncerts, conf_cert_t),
+     .help = "More certificates, chosen by the name the client asks for (SNI) among the DNS "
+             "names of each certificate's subjectAltName (exact, or `*.example.com` for one "
+             "label). An RSA and an ECDSA certificate for the same names are both served: each "
+             "client gets the one it supports."},
+    {.name = "profile", .type = CONF_T_ENUM, .def = "intermediate", .values = tls_profile_values,
+     FIELD(conf_listener_t, tls.profile),
+     .help = "Protocol versions and cipher suites: `intermediate` (Mozilla's: TLS 1.2 with "
+             "forward-secret AES-GCM and ChaCha20 suites, and TLS 1.3) or `modern` (TLS 1.3 "
+             "only)."},
+    {.name = "min_version", .type = CONF_T_ENUM, .values = tls_version_values, .enum_base = 10,
+     FIELD(conf_listener_t, tls.min_version), .doc_example = "1.2",
+     .help = "Lowest protocol version accepted; without it, the profile's (1.2, or 1.3 for "
+             "`modern`). `1.0` and `1.1` are refused unless `allow_legacy` is true, and "
+             "`surety check` warns about them."},
+    {.name = "allow_legacy", .type = CONF_T_BOOL, .def = "false",
+     FIELD(conf_listener_t, tls.allow_legacy),
+     .help = "Permit `min_version` 1.0 or 1.1, for clients that cannot do better. Weakens "
+             "every connection's protection against downgrade; leave it off."},
+    {.name = "ticket_rotate", .type = CONF_T_DURATION, .def = "12h", .min = "1m", .max = "7d",
+     FIELD(conf_listener_t, tls.ticket_rotate_ms),
+     .help = "How often the session-ticket key changes; tickets of the previous key still "
+             "resume, so a session resumes for up to twice this long."},
+    {0},
+};
+
 static const conf_key_t listener_keys[] = {
     {.name = "listen", .type = CONF_T_ADDRESS, .flags = CONF_F_REQUIRED,
      ADDRESS(conf_listener_t, listen, addr), .doc_example = "0.0.0.0:8080",
@@ -154,7 +200,9 @@ static const conf_key_t listener_keys[] = {
      .doc_example = "default",
      .help = "The security policy (a key of `shield`) applied to this listener's connections "
              "and requests. Without it, nothing is filtered."},
-    LATER("tls", "TLS termination (certificates, SNI)."),
+    {.name = "tls", .type = CONF_T_MAP, .sub = listener_tls_keys, FIELD(conf_listener_t, tls.enabled),
+     .help = "TLS termination: the listener speaks HTTPS with these certificates. Without it, "
+             "plain HTTP."},
     {0},
 };
 

@@ -82,6 +82,14 @@ void client_accept(worker_t *w, listener_t *l, int fd, const sock_addr_t *peer, 
         return;
     }
     sock_set_nodelay(fd);
+    if (l->tls && !client_tls_start(c, fd)) {
+        if (counted)
+            shield_conn_closed(l->policy, (const struct sockaddr *)&peer->ss);
+        loop_io_del(w->loop, &c->io);
+        close(fd);
+        free(c);
+        return;
+    }
     list_insert_head(&w->clients, &c->link);
     w->nclients++;
     STAT_INC(lstats(c)->conns_total);
@@ -118,6 +126,8 @@ void client_close(client_t *c)
     STAT_DEC(lstats(c)->conns_open);
     loop_timer_stop(w->loop, &c->timer);
     loop_io_del(w->loop, &c->io);
+    client_tls_close_notify(c);
+    client_tls_free(c);
     close(c->io.fd);
     buf_deinit(&c->in);
     buf_deinit(&c->out);
@@ -759,7 +769,7 @@ static int tx_start(client_t *c, http_request_t *req)
     head_request_ctx_t ctx = {
         .client_ip = str_from(c->peer_ip, c->peer_ip_len),
         .request_id = str_from(c->tx.request_id, c->tx.request_id_len),
-        .proto = STR_LIT("http"),
+        .proto = c->ssl ? STR_LIT("https") : STR_LIT("http"),
     };
     if (head_write_request(&c->up->out, req, &ctx) < 0) {
         buf_consume(&c->in, req->head_len);
@@ -875,14 +885,32 @@ static int send_iov(int fd, bool *writable, const char *a, size_t alen, const ch
     return 0;
 }
 
+/* To the client: a[0,alen) then b[0,blen), in clear or through TLS. */
+static int client_send(client_t *c, const char *a, size_t alen, const char *b, size_t blen,
+                       size_t *ret_sent)
+{
+    if (c->ssl)
+        return client_tls_send(c, a, alen, b, blen, ret_sent);
+    return send_iov(c->io.fd, &c->ready.writable, a, alen, b, blen, ret_sent);
+}
+
+/* From the client into c->in, in clear or through TLS (see read_some). */
+static int client_read_in(client_t *c, int *ret_err)
+{
+    if (c->ssl)
+        return client_tls_read(c, &c->in, ret_err);
+    return read_some(c->io.fd, &c->in, &c->ready, &c->eof, ret_err);
+}
+
 /* Sends what is left of out, then up to body_len bytes from the front of
- * body; consumes both. Returns body bytes sent (>= 0), -EAGAIN or -errno. */
-static ssize_t send_out_and_body(int fd, bool *writable, buf_t *out, buf_t *body, size_t body_len,
+ * body, to the client; consumes both. Returns body bytes sent (>= 0),
+ * -EAGAIN or -errno. */
+static ssize_t send_out_and_body(client_t *c, buf_t *out, buf_t *body, size_t body_len,
                                  bool *ret_progress)
 {
     size_t hl = buf_len(out), sent;
-    int r = send_iov(fd, writable, hl ? buf_rptr(out) : NULL, hl, body_len ? buf_rptr(body) : NULL,
-                     body_len, &sent);
+    int r = client_send(c, hl ? buf_rptr(out) : NULL, hl, body_len ? buf_rptr(body) : NULL,
+                        body_len, &sent);
     if (r < 0)
         return r;
     *ret_progress = sent > 0;
@@ -915,7 +943,7 @@ static int step_head(client_t *c)
     }
     bool was_empty = buf_len(&c->in) == 0;
     int err = 0;
-    int r = read_some(c->io.fd, &c->in, &c->ready, &c->eof, &err);
+    int r = client_read_in(c, &err);
     if (c->eof) {
         /* Closing between requests is normal; mid-head it is the client's loss. */
         client_close(c);
@@ -995,7 +1023,7 @@ static uint64_t body_timer_ms(const client_t *c)
 int client_read(client_t *c)
 {
     int err = 0;
-    int r = read_some(c->io.fd, &c->in, &c->ready, &c->eof, &err);
+    int r = client_read_in(c, &err);
     if (r == PROGRESS && c->eof && err) {
         client_close(c);
         return CLOSED;
@@ -1006,8 +1034,7 @@ int client_read(client_t *c)
 int client_flush_out(client_t *c)
 {
     size_t sent;
-    int r =
-        send_iov(c->io.fd, &c->ready.writable, buf_rptr(&c->out), buf_len(&c->out), NULL, 0, &sent);
+    int r = client_send(c, buf_rptr(&c->out), buf_len(&c->out), NULL, 0, &sent);
     if (r == 0 && sent) {
         buf_consume(&c->out, sent);
         return PROGRESS;
@@ -1056,7 +1083,7 @@ static int step_request(client_t *c)
     }
     if (!b->done && !c->eof) {
         int err = 0;
-        int r = read_some(c->io.fd, &c->in, &c->ready, &c->eof, &err);
+        int r = client_read_in(c, &err);
         if (r == PROGRESS) {
             progress = PROGRESS;
             c->tx.last_read_ms = loop_now(c->w->loop);
@@ -1179,8 +1206,7 @@ static int step_response(client_t *c)
             return upstream_failed(c, err);
         if (buf_len(&c->out)) { /* relayed 1xx */
             size_t sent;
-            int r = send_iov(c->io.fd, &c->ready.writable, buf_rptr(&c->out), buf_len(&c->out),
-                             NULL, 0, &sent);
+            int r = client_send(c, buf_rptr(&c->out), buf_len(&c->out), NULL, 0, &sent);
             if (r == 0 && sent) {
                 buf_consume(&c->out, sent);
                 c->tx.bytes_out += sent;
@@ -1200,8 +1226,7 @@ static int step_response(client_t *c)
     if (buf_len(&c->out) || b->pending) {
         bool sent_any = false;
         size_t out_before = buf_len(&c->out);
-        ssize_t n =
-            send_out_and_body(c->io.fd, &c->ready.writable, &c->out, &u->in, b->pending, &sent_any);
+        ssize_t n = send_out_and_body(c, &c->out, &u->in, b->pending, &sent_any);
         if (n >= 0) {
             b->pending -= (size_t)n;
             c->tx.bytes_out += (size_t)n + (out_before - buf_len(&c->out));
@@ -1244,7 +1269,7 @@ static int step_tunnel(client_t *c)
     upstream_t *u = c->up;
     int progress = IDLE, err = 0;
     bool any;
-    if (read_some(c->io.fd, &c->in, &c->ready, &c->eof, &err) == PROGRESS)
+    if (client_read_in(c, &err) == PROGRESS)
         progress = PROGRESS;
     if (read_some(u->io.fd, &u->in, &u->ready, &u->eof, &err) == PROGRESS)
         progress = PROGRESS;
@@ -1262,8 +1287,7 @@ static int step_tunnel(client_t *c)
     }
     if (buf_len(&c->out) || buf_len(&u->in)) {
         size_t before = buf_len(&c->out) + buf_len(&u->in);
-        ssize_t n =
-            send_out_and_body(c->io.fd, &c->ready.writable, &c->out, &u->in, buf_len(&u->in), &any);
+        ssize_t n = send_out_and_body(c, &c->out, &u->in, buf_len(&u->in), &any);
         if (n >= 0 && any) {
             c->tx.bytes_out += before - buf_len(&c->out) - buf_len(&u->in);
             progress = PROGRESS;
@@ -1289,6 +1313,7 @@ static int step_closing(client_t *c)
     if (buf_len(&c->out))
         return client_flush_out(c);
     if (!c->shut) {
+        client_tls_close_notify(c);
         shutdown(c->io.fd, SHUT_WR);
         c->shut = true;
         loop_timer_start(c->w->loop, &c->timer, 2000);
@@ -1298,6 +1323,7 @@ static int step_closing(client_t *c)
             return IDLE;
         buf_consume(&c->in, buf_len(&c->in));
         int err = 0;
+        /* raw: what follows our close (and close_notify) is only discarded */
         read_some(c->io.fd, &c->in, &c->ready, &c->eof, &err);
         if (c->eof) {
             client_close(c);
@@ -1308,6 +1334,9 @@ static int step_closing(client_t *c)
 
 void client_run(client_t *c)
 {
+    while (c->tls_handshaking)
+        if (client_tls_handshake(c) != PROGRESS)
+            return;
     for (;;) {
         int r = IDLE;
         switch (c->state) {

@@ -15,9 +15,12 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "gateway/worker_api.h"
+#include "tls/tls.h"
 
 #ifndef SURETY_VERSION
 #define SURETY_VERSION "dev"
@@ -30,8 +33,9 @@ typedef struct gen {
     stats_t **stats; /* [nworkers], kept past the workers for a last scrape */
     access_log_t *alog;
     state_t *state;
-    shield_gen_t *sg; /* the compiled shield policies */
-    struct gen *next; /* draining generations */
+    shield_gen_t *sg;   /* the compiled shield policies */
+    tls_server_t **tls; /* [listener]: TLS termination, NULL for plain HTTP */
+    struct gen *next;   /* draining generations */
 } gen_t;
 
 struct gateway {
@@ -55,6 +59,9 @@ static void gen_free(gen_t *gen)
     free(gen->stats);
     free(gen->workers);
     shield_gen_free(gen->sg); /* after the workers: they use its policies */
+    for (size_t l = 0; gen->tls && l < gen->conf->nlisteners; l++)
+        tls_server_free(gen->tls[l]); /* connections still open keep what they use */
+    free(gen->tls);
     state_free(gen->state);
     conf_unref(gen->conf);
     free(gen);
@@ -105,6 +112,75 @@ static int bind_all(const conf_t *conf, unsigned nworkers, int **fds, const gen_
     return 0;
 }
 
+static void tls_warn(void *arg, const char *msg)
+{
+    log_warn("listener %s: tls: %s", (const char *)arg, msg);
+}
+
+/* The TLS listener of lc, or NULL with the reason on errs. Certificates are
+ * read now: a reload with a renewed certificate serves it to new
+ * connections while connections of the old generation keep theirs. */
+static tls_server_t *tls_listener(const conf_listener_t *lc, FILE *errs)
+{
+    static const int versions[] = {
+        [10] = TLS1_VERSION, [11] = TLS1_1_VERSION, [12] = TLS1_2_VERSION, [13] = TLS1_3_VERSION};
+    const conf_tls_t *t = &lc->tls;
+    tls_cert_files_t files[1 + t->ncerts];
+    files[0] = (tls_cert_files_t){t->cert, t->key};
+    for (size_t i = 0; i < t->ncerts; i++)
+        files[1 + i] = (tls_cert_files_t){t->certs[i].cert, t->certs[i].key};
+    tls_server_conf_t c = {
+        .certs = files,
+        .ncerts = 1 + t->ncerts,
+        .profile = t->profile == CONF_TLS_MODERN ? TLS_PROFILE_MODERN : TLS_PROFILE_INTERMEDIATE,
+        .min_version = t->min_version ? versions[t->min_version] : 0,
+        .allow_legacy = t->allow_legacy,
+        .ticket_rotate_ms = t->ticket_rotate_ms,
+        .warn = tls_warn,
+        .warn_arg = lc->name,
+    };
+    char err[1024] = "";
+    tls_server_t *s = tls_server_new(&c, err, sizeof(err));
+    if (!s)
+        fprintf(errs, "listener '%s': tls: %s\n", lc->name, err);
+    return s;
+}
+
+/* surety_tls_certificate_expiry_seconds: what an alert on "renew within
+ * N days" needs, per listener, certificate name and key type. */
+static void tls_metrics_write(const gen_t *gen, prom_t *p)
+{
+    prom_family(p, "surety_tls_certificate_expiry_seconds", PROM_GAUGE,
+                "Seconds until the certificate expires (negative: expired), by listener, "
+                "name and key type.");
+    time_t now = time(NULL);
+    for (size_t l = 0; l < gen->conf->nlisteners; l++) {
+        if (!gen->tls[l])
+            continue;
+        tls_cert_info_t *info = malloc(TLS_MAX_CERTS * sizeof(*info));
+        size_t n = info ? tls_server_certs(gen->tls[l], info, TLS_MAX_CERTS) : 0;
+        for (size_t i = 0; i < n && i < TLS_MAX_CERTS; i++)
+            prom_gauge(p, "surety_tls_certificate_expiry_seconds",
+                       PROM_LABELS({"listener", gen->conf->listeners[l].name},
+                                   {"name", info[i].name}, {"type", info[i].key_type}),
+                       (double)(info[i].not_after_s - (int64_t)now));
+        free(info);
+    }
+}
+
+int gateway_check_tls(const conf_t *conf, FILE *errs)
+{
+    int bad = 0;
+    for (size_t l = 0; l < conf->nlisteners; l++) {
+        if (!conf->listeners[l].tls.enabled)
+            continue;
+        tls_server_t *s = tls_listener(&conf->listeners[l], errs);
+        bad |= !s;
+        tls_server_free(s);
+    }
+    return bad ? -EINVAL : 0;
+}
+
 /* A complete generation for conf, not started. NULL with the reason on errs. */
 static gen_t *gen_new(shield_t *shield, conf_t *conf, const gen_t *old, FILE *errs)
 {
@@ -125,6 +201,12 @@ static gen_t *gen_new(shield_t *shield, conf_t *conf, const gen_t *old, FILE *er
         state_carry(gen->state, conf, old->state);
     if (!(gen->sg = shield_gen_new(shield, conf, errs)))
         goto fail;
+    if (!(gen->tls = calloc(conf->nlisteners ? conf->nlisteners : 1, sizeof(*gen->tls))))
+        goto fail;
+    for (size_t l = 0; l < conf->nlisteners; l++)
+        if (conf->listeners[l].tls.enabled &&
+            !(gen->tls[l] = tls_listener(&conf->listeners[l], errs)))
+            goto fail;
     for (unsigned w = 0; w < gen->nworkers; w++) {
         fds[w] = malloc(conf->nlisteners * sizeof(**fds));
         if (!fds[w])
@@ -140,7 +222,8 @@ static gen_t *gen_new(shield_t *shield, conf_t *conf, const gen_t *old, FILE *er
     if (bind_all(conf, gen->nworkers, fds, old, errs) < 0)
         goto fail;
     for (unsigned w = 0; w < gen->nworkers; w++) {
-        gen->workers[w] = worker_new(conf, w, fds[w], gen->alog, gen->state, shield, gen->sg);
+        gen->workers[w] =
+            worker_new(conf, w, fds[w], gen->alog, gen->state, shield, gen->sg, gen->tls);
         if (!gen->workers[w]) {
             fprintf(errs, "worker %u: cannot be set up (out of memory?)\n", w);
             goto fail;
@@ -374,6 +457,7 @@ void gateway_metrics_write(gateway_t *g, prom_t *p)
         all[n++] = extra;
     stats_write(p, gen->conf, all, n, gen->nworkers, SURETY_VERSION);
     shield_metrics_write(g->shield, gen->sg, p);
+    tls_metrics_write(gen, p);
     stats_free(extra, gen->conf);
     pthread_mutex_unlock(&g->lock);
 }

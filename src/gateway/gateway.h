@@ -41,6 +41,11 @@ uint64_t gateway_generation(gateway_t *g);
 /* The current generation's configuration. */
 conf_t *gateway_conf(gateway_t *g);
 
+/* `surety check`: loads every listener's certificates and keys as a start
+ * would (chains, key match, expiry); the problems on errs, warnings logged.
+ * 0 or -EINVAL. */
+int gateway_check_tls(const conf_t *conf, FILE *errs);
+
 /* Reopens the access and security log files (logrotate); any thread. */
 void gateway_reopen_logs(gateway_t *g);
 

@@ -148,6 +148,30 @@ static void write_listeners(prom_t *p, const conf_t *conf, stats_t *const *per_w
                          PROM_LABELS({"listener", conf->listeners[l].name},
                                      {"kind", stats_timeout_names[k]}),
                          SUM(ws->listeners[l].timeouts[k]));
+
+    prom_family(p, "surety_tls_handshakes_total", PROM_COUNTER,
+                "TLS handshakes completed on the listener.");
+    for (size_t l = 0; l < conf->nlisteners; l++)
+        if (conf->listeners[l].tls.enabled)
+            prom_counter(p, "surety_tls_handshakes_total",
+                         PROM_LABELS({"listener", conf->listeners[l].name}),
+                         SUM(ws->listeners[l].tls_handshakes));
+    prom_family(p, "surety_tls_resumptions_total", PROM_COUNTER,
+                "TLS handshakes that resumed a session (a ticket) instead of a full handshake.");
+    for (size_t l = 0; l < conf->nlisteners; l++)
+        if (conf->listeners[l].tls.enabled)
+            prom_counter(p, "surety_tls_resumptions_total",
+                         PROM_LABELS({"listener", conf->listeners[l].name}),
+                         SUM(ws->listeners[l].tls_resumed));
+    prom_family(p, "surety_tls_handshake_failures_total", PROM_COUNTER,
+                "TLS handshakes that failed, by reason: version (too old), cipher (nothing in "
+                "common), not-tls (plain HTTP or garbage), closed (the client left), other.");
+    for (size_t l = 0; l < conf->nlisteners; l++)
+        for (int k = 0; k < TLS_FAIL_COUNT && conf->listeners[l].tls.enabled; k++)
+            prom_counter(p, "surety_tls_handshake_failures_total",
+                         PROM_LABELS({"listener", conf->listeners[l].name},
+                                     {"reason", stats_tls_fail_names[k]}),
+                         SUM(ws->listeners[l].tls_failures[k]));
 }
 
 static void write_routes(prom_t *p, const conf_t *conf, stats_t *const *per_worker, unsigned n)
@@ -279,6 +303,10 @@ void stats_fold(stats_t *dst, const conf_t *dc, const stats_t *src, const conf_t
             STAT_ADD(dl->rejects[r], STAT_GET(sl->rejects[r]));
         for (int t = 0; t < TIMEOUT_COUNT; t++)
             STAT_ADD(dl->timeouts[t], STAT_GET(sl->timeouts[t]));
+        STAT_ADD(dl->tls_handshakes, STAT_GET(sl->tls_handshakes));
+        STAT_ADD(dl->tls_resumed, STAT_GET(sl->tls_resumed));
+        for (int t = 0; t < TLS_FAIL_COUNT; t++)
+            STAT_ADD(dl->tls_failures[t], STAT_GET(sl->tls_failures[t]));
         const conf_listener_t *sl_c = &sc->listeners[l], *dl_c = &dc->listeners[d];
         for (size_t r = 0; r < sl_c->nroutes; r++) {
             size_t dr = FIND(sl_c->routes[r].name, dl_c->routes, dl_c->nroutes, conf_route_t, name);

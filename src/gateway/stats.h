@@ -24,6 +24,11 @@ extern const double stats_bucket_bounds[STATS_NBUCKETS];
 
 enum { TIMEOUT_HEADER, TIMEOUT_IDLE, TIMEOUT_CLIENT, TIMEOUT_CONNECT, TIMEOUT_RESPONSE,
        TIMEOUT_COUNT };
+
+/* Why TLS handshakes failed (client_tls.c names them). */
+enum { TLS_FAIL_VERSION, TLS_FAIL_CIPHER, TLS_FAIL_NOT_TLS, TLS_FAIL_CLOSED, TLS_FAIL_OTHER,
+       TLS_FAIL_COUNT };
+extern const char *const stats_tls_fail_names[TLS_FAIL_COUNT];
 extern const char *const stats_timeout_names[TIMEOUT_COUNT];
 
 typedef struct {
@@ -39,6 +44,8 @@ typedef struct {
     uint64_t duration_us_sum;
     uint64_t rejects[HTTP_REJECT_COUNT];
     uint64_t timeouts[TIMEOUT_COUNT];
+    uint64_t tls_handshakes, tls_resumed;
+    uint64_t tls_failures[TLS_FAIL_COUNT];
 } stats_listener_t;
 
 typedef struct {

@@ -327,7 +327,8 @@ static int setup_shield(worker_t *w, listener_t *l, const conf_listener_t *lc, s
 }
 
 worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_log_t *alog,
-                     state_t *state, shield_t *shield, const shield_gen_t *sg)
+                     state_t *state, shield_t *shield, const shield_gen_t *sg,
+                     tls_server_t *const *tls)
 {
     worker_t *w = calloc(1, sizeof(*w));
     if (!w)
@@ -369,6 +370,7 @@ worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_lo
         l->w = w;
         l->index = i;
         l->io.fd = listen_fds[i];
+        l->tls = tls ? tls[i] : NULL;
         l->limits.max_request_line = lc->max_uri;
         l->limits.max_header_bytes = lc->max_header_bytes;
         l->limits.max_headers = lc->max_headers < GW_MAX_FIELDS ? lc->max_headers : GW_MAX_FIELDS;

@@ -19,6 +19,7 @@
 #include "gateway/stats.h"
 #include "http/http.h"
 #include "shield/policy.h"
+#include "tls/tls.h"
 
 typedef struct worker worker_t;
 typedef struct client client_t;
@@ -39,6 +40,7 @@ typedef struct {
     bool accepting;
     const shield_policy_t *policy;         /* the listener's shield; NULL none */
     const shield_policy_t **route_policy;  /* [route]: the route's, else the listener's */
+    tls_server_t *tls;                     /* TLS termination; NULL: plain HTTP */
 } listener_t;
 
 /* One server of one pool, as this worker sees it. */
@@ -165,6 +167,10 @@ struct client {
     upstream_t *up;
     list_t link;
     const shield_policy_t *conn_policy; /* counted by the shield at accept: release */
+    SSL *ssl;             /* TLS listeners: the session; NULL for plain HTTP */
+    bool tls_handshaking; /* the handshake is not done yet */
+    bool tls_dead;        /* a fatal TLS error: no close_notify may follow */
+    bool tls_notified;    /* close_notify sent */
     unsigned requests;  /* served on this connection */
     size_t parsed_len;  /* buffered bytes already found to be an incomplete head */
     bool idle_counted;  /* counted in conns_idle */
@@ -249,6 +255,15 @@ str_t client_cookie_value(const http_request_t *req, str_t name);
 /* The next run of chunk data in p[0, len), framing skipped (see client.c). */
 int client_dechunk_next(http_chunked_t *ch, const char *p, size_t len, size_t *ret_used,
                         size_t *ret_off, size_t *ret_len, http_reject_t *ret_reason);
+
+/* client_tls.c: TLS on the client side (see there for readiness rules). */
+bool client_tls_start(client_t *c, int fd);
+void client_tls_free(client_t *c);
+int client_tls_handshake(client_t *c);
+int client_tls_read(client_t *c, buf_t *b, int *ret_err);
+int client_tls_send(client_t *c, const char *a, size_t alen, const char *b, size_t blen,
+                    size_t *ret_sent);
+void client_tls_close_notify(client_t *c);
 
 /* client_shield.c: the shield's request and content layers. */
 void client_shield_event(client_t *c, const shield_policy_t *p, shield_reason_t reason, int status,

@@ -7,13 +7,15 @@
 #include "gateway/state.h"
 #include "gateway/stats.h"
 #include "shield/policy.h"
+#include "tls/tls.h"
 
 typedef struct worker worker_t;
 
 /* Builds a worker on conf with the given listening sockets (one per listener,
  * ownership passes on success). NULL on failure. */
 worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_log_t *alog,
-                     state_t *state, shield_t *shield, const shield_gen_t *sg);
+                     state_t *state, shield_t *shield, const shield_gen_t *sg,
+                     tls_server_t *const *tls);
 int worker_start(worker_t *w);
 /* Any thread. gentle (a reload, not a stop): idle keep-alive connections
  * are not cut at once (a client may be sending its next request right

@@ -501,11 +501,19 @@ static const error_case_t error_cases[] = {
     {"planned top-level key", "tls: { cert: a }\nmonitors: {}\n" BASE,
      "t.yaml:1:1: 'tls' is not supported yet in this version\n"
      "t.yaml:2:1: 'monitors' is not supported yet in this version\n"},
-    {"planned nested key",
+    {"listener tls without its certificate",
      "listeners:\n"
      "  web: { listen: \":80\", tls: {}, routes: [ { pool: site } ] }\n"
      "pools: { site: { servers: [ \":81\" ] } }\n",
-     "t.yaml:2:25: 'tls' is not supported yet in this version\n"},
+     "t.yaml:2:25: listeners.web.tls: missing required key 'cert'\n"
+     "t.yaml:2:25: listeners.web.tls: missing required key 'key'\n"},
+    {"legacy TLS without the override",
+     "listeners:\n"
+     "  web: { listen: \":80\", routes: [ { pool: site } ],\n"
+     "         tls: { cert: a.crt, key: a.key, min_version: \"1.1\" } }\n"
+     "pools: { site: { servers: [ \":81\" ] } }\n",
+     "t.yaml:3:55: listeners.web: tls.min_version 1.1 needs tls.allow_legacy: true (TLS 1.0 "
+     "and 1.1 are broken; think twice)\n"},
     {"bad duration", "drain_timeout: fast\n" BASE,
      "t.yaml:1:16: drain_timeout: expected a duration like 2s or 250ms, got 'fast'\n"},
     {"bare number as a duration", "drain_timeout: 30\n" BASE,

@@ -1,0 +1,249 @@
+"""TLS termination on listeners (issue 5; docs/security.md).
+
+Certificates are made at test time with `openssl req` (a private CA and
+leaves it signs); clients are `openssl s_client`, curl and Python's ssl
+module."""
+
+import json
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+import harness
+
+
+def run(*cmd, input=None, timeout=20):
+    return subprocess.run(list(cmd), capture_output=True, text=True, input=input,
+                          timeout=timeout)
+
+
+class Pki:
+    """A private CA in dir, and leaves it signs."""
+
+    def __init__(self, d):
+        self.d = d
+        run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"), "-days", "30",
+            "-subj", "/CN=Surety Test CA")
+
+    def leaf(self, name, sans, days=60, rsa=False):
+        key, csr, crt = (self.d / (name + ext) for ext in (".key", ".csr", ".crt"))
+        newkey = ["rsa:2048"] if rsa else ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+        run("openssl", "req", "-newkey", *newkey, "-nodes", "-keyout", str(key), "-out",
+            str(csr), "-subj", "/CN=" + sans[0])
+        ext = self.d / (name + ".ext")
+        ext.write_text("subjectAltName=" + ",".join("DNS:" + s for s in sans) + "\n")
+        p = run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(self.d / "ca.crt"),
+                "-CAkey", str(self.d / "ca.key"), "-CAcreateserial", "-out", str(crt),
+                "-days", str(days), "-extfile", str(ext))
+        assert p.returncode == 0, p.stderr
+        # the chain file: leaf, then the (private) root that issued it
+        crt.write_text(crt.read_text() + (self.d / "ca.crt").read_text())
+        return str(crt), str(key)
+
+
+@pytest.fixture
+def pki(tmp_path):
+    return Pki(tmp_path)
+
+
+def tls_surety(env, pki, backends, tls=None, listener=None, **top):
+    cert, key = pki.leaf("site", ["www.example.com", "example.com"])
+    t = {"cert": cert, "key": key}
+    t.update(tls or {})
+    cfg = harness.simple_config(backends, listener=harness.deep_merge({"tls": t}, listener or {}),
+                                **top)
+    return env.surety(cfg)
+
+
+def s_client(port, *args, servername="www.example.com", input="Q\n"):
+    cmd = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-brief"]
+    if servername:
+        cmd += ["-servername", servername]
+    return run(*cmd, *args, input=input)
+
+
+def peer_subject(port, servername):
+    p = run("openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-servername",
+            servername, "-showcerts", input="Q\n")
+    pem = p.stdout[p.stdout.index("-----BEGIN CERTIFICATE-----"):]
+    pem = pem[:pem.index("-----END CERTIFICATE-----") + 25]
+    return run("openssl", "x509", "-noout", "-subject", "-serial", input=pem).stdout
+
+
+def https_context(pki):
+    ctx = ssl.create_default_context(cafile=str(pki.d / "ca.crt"))
+    return ctx
+
+
+def https_get(port, ctx, path="/", host="www.example.com", sock=None):
+    """One GET over TLS; returns (status, headers text, the socket kept open)."""
+    if sock is None:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock = ctx.wrap_socket(raw, server_hostname=host)
+    sock.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path, host)).encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "closed before a response head"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    length = int([l.split(":", 1)[1] for l in lines if l.lower().startswith("content-length")][0])
+    while len(body) < length:
+        body += sock.recv(65536)
+    return int(lines[0].split()[1]), head.decode(), sock
+
+
+def test_https_is_proxied_and_the_server_learns_it_was_https(env, pki):
+    b = env.backend()
+    s = tls_surety(env, pki, [b])
+    status, head, sock = https_get(s.port(), https_context(pki))
+    assert status == 200
+    # keep-alive over TLS: a second request on the same connection
+    status, _, sock = https_get(s.port(), https_context(pki), "/2", sock=sock)
+    assert status == 200
+    sock.close()
+    req = b.completed()[0]
+    assert req.header("X-Forwarded-Proto") == "https"
+    p = run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert",
+            str(pki.d / "ca.crt"), "--resolve", "www.example.com:%d:127.0.0.1" % s.port(),
+            "https://www.example.com:%d/curl" % s.port())
+    assert p.stdout == "200", p.stderr
+    m = s.metrics()
+    assert m.get("surety_tls_handshakes_total", listener="web") >= 2
+    left = [v for n, l, v in m.samples if n == "surety_tls_certificate_expiry_seconds"
+            and l.get("name") == "www.example.com" and l.get("listener") == "web"]
+    assert len(left) == 1 and 59 * 86400 < left[0] <= 60 * 86400, m.find(
+        "surety_tls_certificate_expiry_seconds")
+    r = s.admin_get("/metrics")
+    p = run("promtool", "check", "metrics", input=r.body.decode())
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_only_tls12_and_tls13_are_accepted(env, pki):
+    b = env.backend()
+    s = tls_surety(env, pki, [b])
+    for v in ("-tls1", "-tls1_1"):
+        p = s_client(s.port(), v)
+        assert "Protocol version" not in p.stdout and p.returncode != 0, (v, p.stdout, p.stderr)
+    for v, name in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
+        p = s_client(s.port(), v)
+        assert p.returncode == 0 and ("Protocol version: " + name) in p.stderr, (v, p.stderr)
+    assert s.metrics().get("surety_tls_handshake_failures_total", listener="web",
+                           reason="version") >= 2
+
+
+def test_no_suite_without_forward_secrecy_is_offered(env, pki):
+    b = env.backend()
+    s = tls_surety(env, pki, [b])
+    for suite in ("AES128-GCM-SHA256", "AES256-SHA256", "kRSA", "DHE-RSA-AES128-GCM-SHA256"):
+        p = s_client(s.port(), "-tls1_2", "-cipher", suite)
+        assert p.returncode != 0, (suite, p.stderr)
+    p = s_client(s.port(), "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256")
+    assert p.returncode == 0, p.stderr
+
+
+def test_sni_picks_the_certificate_and_unknown_names_get_the_default(env, pki):
+    b = env.backend()
+    api_crt, api_key = pki.leaf("api", ["api.example.net"])
+    wild_crt, wild_key = pki.leaf("wild", ["*.example.org"])
+    s = tls_surety(env, pki, [b], tls={"certificates": [{"cert": api_crt, "key": api_key},
+                                                         {"cert": wild_crt, "key": wild_key}]})
+    assert "CN = api.example.net" in peer_subject(s.port(), "api.example.net")
+    assert "CN = *.example.org" in peer_subject(s.port(), "shop.example.org")
+    # a wildcard covers one label only, and an unknown name gets the default
+    assert "CN = www.example.com" in peer_subject(s.port(), "a.b.example.org")
+    assert "CN = www.example.com" in peer_subject(s.port(), "unknown.test")
+
+
+def test_sessions_resume_with_tickets(env, pki, tmp_path):
+    b = env.backend()
+    s = tls_surety(env, pki, [b])
+    sess = tmp_path / "sess.pem"
+    # a whole request each time, so that the client reads what follows the
+    # handshake (TLS 1.3 tickets come after it) before it leaves
+    req = "GET / HTTP/1.1\r\nHost: www.example.com\r\nConnection: close\r\n\r\n"
+    for v in ("-tls1_2", "-tls1_3"):
+        p = run("openssl", "s_client", "-connect", "127.0.0.1:%d" % s.port(), v, "-servername",
+                "www.example.com", "-ign_eof", "-sess_out", str(sess), input=req)
+        assert p.returncode == 0, p.stderr
+        p = run("openssl", "s_client", "-connect", "127.0.0.1:%d" % s.port(), v, "-servername",
+                "www.example.com", "-ign_eof", "-sess_in", str(sess), input=req)
+        assert "Reused, TLSv1." in p.stdout, (v, p.stdout)
+    assert s.metrics().get("surety_tls_resumptions_total", listener="web") >= 2
+
+
+def test_a_swapped_certificate_is_served_after_a_reload_while_old_connections_go_on(env, pki):
+    b = env.backend()
+    s = tls_surety(env, pki, [b])
+    before = peer_subject(s.port(), "www.example.com")
+    ctx = https_context(pki)
+    status, _, old = https_get(s.port(), ctx)
+    assert status == 200
+    cfg = json.loads(s.config_path.read_text())
+    crt, key = pki.leaf("renewed", ["www.example.com"])
+    cfg["listeners"]["web"]["tls"].update({"cert": crt, "key": key})
+    s.config_path.write_text(harness.render(cfg))
+    s.send_signal(signal.SIGHUP)
+    s.wait_stderr("reload:", timeout=10)
+    time.sleep(0.3)
+    after = peer_subject(s.port(), "www.example.com")
+    assert after != before and "serial" in after
+    # the connection made before the reload still works
+    status, _, old = https_get(s.port(), ctx, "/again", sock=old)
+    assert status == 200
+    old.close()
+
+
+def test_a_stalled_handshake_is_timed_out_and_garbage_closes_only_its_connection(env, pki):
+    b = env.backend()
+    s = tls_surety(env, pki, [b], listener={"timeouts": {"header": "1s"}})
+    stalled = socket.create_connection(("127.0.0.1", s.port()), timeout=5)
+    stalled.sendall(b"\x16\x03\x01\x00\xc8\x01\x00")  # the start of a ClientHello, then nothing
+    garbage = socket.create_connection(("127.0.0.1", s.port()), timeout=5)
+    garbage.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + bytes(range(256)))
+    try:
+        assert garbage.recv(100) == b""  # closed, no answer in clear text
+    except ConnectionResetError:
+        pass
+    t0 = time.monotonic()
+    try:
+        got = stalled.recv(100)
+    except ConnectionResetError:
+        got = b""
+    assert got == b"" and time.monotonic() - t0 < 4
+    # the listener and other connections are unaffected
+    status, _, sock = https_get(s.port(), https_context(pki))
+    assert status == 200
+    sock.close()
+    m = s.metrics()
+    assert m.get("surety_tls_handshake_failures_total", listener="web", reason="not-tls") >= 1
+
+
+def test_check_names_the_files_of_a_bad_certificate(env, pki, tmp_path):
+    cert, _ = pki.leaf("one", ["one.example.com"])
+    _, other_key = pki.leaf("two", ["two.example.com"])
+    cfg = harness.simple_config(["127.0.0.1:9"], listener={
+        "listen": "127.0.0.1:1", "tls": {"cert": cert, "key": other_key}})
+    path = tmp_path / "bad.yaml"
+    path.write_text(harness.render(cfg))
+    p = run(harness.surety_binary(), "check", "-c", str(path), timeout=30)
+    assert p.returncode == 1
+    assert cert in p.stderr and other_key in p.stderr and "match" in p.stderr, p.stderr
+    # a certificate that expires within 30 days is accepted with a warning
+    soon, soon_key = pki.leaf("soon", ["soon.example.com"], days=10)
+    cfg["listeners"]["web"]["tls"] = {"cert": soon, "key": soon_key}
+    path.write_text(harness.render(cfg))
+    p = run(harness.surety_binary(), "check", "-c", str(path), timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert "expires" in p.stderr, p.stderr
+    # TLS 1.0 needs an explicit override
+    cfg["listeners"]["web"]["tls"]["min_version"] = "1.0"
+    path.write_text(harness.render(cfg))
+    p = run(harness.surety_binary(), "check", "-c", str(path), timeout=30)
+    assert p.returncode == 1 and "allow_legacy" in p.stderr, p.stderr
