@@ -305,6 +305,13 @@ void conf_finish_listener(conf_ctx_t *ctx, const char *path, void *obj, conf_mar
     conf_mark_t m;
 
     l->tls.enabled = conf_ctx_mark_find(ctx, &l->tls.enabled, CONF_MARK_MAP, &m);
+    /* (said only of an otherwise sound file: a routes list written but
+     * wrong, or a listener that is not a map, has its own message) */
+    if (!l->nroutes && !l->redirect_https && !conf_diag_failed(&ctx->diag))
+        conf_ctx_error(ctx, where,
+                       "%s: routes: at least one route is required (or "
+                       "redirect_https)",
+                       path);
     if (l->tls.enabled && l->tls.min_version && l->tls.min_version < 12 && !l->tls.allow_legacy)
         conf_ctx_error(ctx, mark_or(ctx, &l->tls.min_version, where),
                        "%s: tls.min_version 1.%u needs tls.allow_legacy: true (TLS 1.0 and 1.1 "

@@ -218,6 +218,7 @@ typedef struct {
     conf_tls_profile_t profile;
     unsigned min_version;    /* tls.min_version: 0 (profile's), 10, 11, 12, 13 */
     bool allow_legacy;       /* tls.allow_legacy: permits 1.0 / 1.1 */
+    uint64_t hsts_ms;        /* tls.hsts: Strict-Transport-Security max-age, 0 off */
     uint64_t ticket_rotate_ms; /* tls.ticket_rotate, default 12h */
 } conf_tls_t;
 
@@ -233,6 +234,7 @@ typedef struct {
     size_t max_header_bytes;    /* limits.header_bytes: whole head, 32k (431) */
     size_t shield;              /* shield: index into conf_t.shields; SIZE_MAX none */
     conf_tls_t tls;
+    unsigned redirect_https;    /* redirect_https: port to send clients to over HTTPS; 0 off */
     conf_route_t *routes;
     size_t nroutes; /* >= 1 */
 } conf_listener_t;

@@ -175,6 +175,11 @@ static const conf_key_t listener_tls_keys[] = {
      FIELD(conf_listener_t, tls.allow_legacy),
      .help = "Permit `min_version` 1.0 or 1.1, for clients that cannot do better. Weakens "
              "every connection's protection against downgrade; leave it off."},
+    {.name = "hsts", .type = CONF_T_DURATION, .def = "0", .min = "0", .max = "730d",
+     FIELD(conf_listener_t, tls.hsts_ms), .doc_example = "365d",
+     .help = "Add `Strict-Transport-Security: max-age=...` to responses that lack it, so "
+             "browsers use only HTTPS for the host for that long; 0 adds nothing. Turn it on "
+             "once HTTPS works for every name the listener serves."},
     {.name = "ticket_rotate", .type = CONF_T_DURATION, .def = "12h", .min = "1m", .max = "7d",
      FIELD(conf_listener_t, tls.ticket_rotate_ms),
      .help = "How often the session-ticket key changes; tickets of the previous key still "
@@ -192,10 +197,16 @@ static const conf_key_t listener_keys[] = {
      .help = "Client-side timeouts."},
     {.name = "limits", .type = CONF_T_MAP, .sub = listener_limit_keys,
      .help = "Limits on the size of request heads."},
-    {.name = "routes", .type = CONF_T_LIST, .flags = CONF_F_REQUIRED, .min = "1", .max = "1000",
+    {.name = "routes", .type = CONF_T_LIST, .min = "1", .max = "1000",
      .sub = route_keys, .noun = "route", ARRAY(conf_listener_t, routes, nroutes, conf_route_t),
      .help = "Routes, tried in order; the first whose `host` and `path` both match serves the "
-             "request. A route with neither matches everything, so it belongs last."},
+             "request. A route with neither matches everything, so it belongs last. Required, "
+             "unless `redirect_https` answers every request."},
+    {.name = "redirect_https", .type = CONF_T_INT, .def = "0", .min = "0", .max = "65535",
+     FIELD(conf_listener_t, redirect_https), .doc_example = "443",
+     .help = "Answer every request with `308 Permanent Redirect` to the same host and path "
+             "over HTTPS on this port (the usual plain-HTTP listener on port 80 beside a TLS "
+             "one); 0: off."},
     {.name = "shield", .type = CONF_T_REF, .ref = "shield", FIELD(conf_listener_t, shield),
      .doc_example = "default",
      .help = "The security policy (a key of `shield`) applied to this listener's connections "

@@ -288,6 +288,8 @@ static void tx_log(client_t *c)
     access_log_add(&c->w->alog, &e);
 }
 
+static int answered(client_t *c, int status);
+
 int client_fail(client_t *c, int status)
 {
     if (c->up) {
@@ -305,6 +307,12 @@ int client_fail(client_t *c, int status)
     buf_consume(&c->out, buf_len(&c->out));
     head_write_error(&c->out, status, c->tx.head_method,
                      str_from(c->tx.request_id, c->tx.request_id_len), str_cstr(c->tx.extra));
+    return answered(c, status);
+}
+
+/* c->out holds a whole answer made here: log it, then close once sent. */
+static int answered(client_t *c, int status)
+{
     c->tx.status = status;
     c->tx.response_started = true;
     tx_log(c);
@@ -313,6 +321,28 @@ int client_fail(client_t *c, int status)
     c->keep_alive = false;
     loop_timer_start(c->w->loop, &c->timer, lconf(c)->client_timeout_ms);
     return PROGRESS;
+}
+
+/* listeners.<name>.redirect_https: 308 to the same host and target over
+ * HTTPS on that port. */
+static int redirect_https(client_t *c, const http_request_t *req)
+{
+    str_t host = req->host;
+    /* the port goes; an IPv6 literal keeps its brackets */
+    const char *end = host.p + host.len, *colon = NULL;
+    for (const char *p = host.p; p < end; p++)
+        if (*p == ':')
+            colon = p;
+    if (colon && !(host.len && host.p[0] == '[' && end[-1] == ']'))
+        host.len = (size_t)(colon - host.p);
+    buf_consume(&c->in, req->head_len);
+    if (!host.len)
+        return client_fail(c, 400);
+    buf_consume(&c->out, buf_len(&c->out));
+    if (head_write_redirect(&c->out, host, lconf(c)->redirect_https, req->target,
+                            str_from(c->tx.request_id, c->tx.request_id_len)) < 0)
+        return client_fail(c, 414);
+    return answered(c, 308);
 }
 
 static int tx_fail(client_t *c, int status)
@@ -739,6 +769,8 @@ static int tx_start(client_t *c, http_request_t *req)
     c->tx.minor = req->minor;
     body_init(&c->tx.req_body, req->body, req->content_length, lc->max_header_bytes);
     set_idle(c, false);
+    if (lc->redirect_https)
+        return redirect_https(c, req);
 
     int route = route_match(lc, req->host, req->path);
     if (route < 0) {
@@ -1111,7 +1143,7 @@ static int on_response_head(client_t *c, http_response_t *res)
     str_t reqid = str_from(c->tx.request_id, c->tx.request_id_len);
     if (res->status < 200 && res->status != 101) {
         c->tx.got_1xx = true;
-        if (c->tx.minor == 1 && head_write_response(&c->out, res, 1, true, STR_NULL) < 0)
+        if (c->tx.minor == 1 && head_write_response(&c->out, res, 1, true, STR_NULL, STR_NULL) < 0)
             return tx_fail(c, 502);
         buf_consume(&u->in, res->head_len);
         c->tx.resp_parsed_len = 0;
@@ -1150,7 +1182,8 @@ static int on_response_head(client_t *c, http_response_t *res)
         buf_deinit(&u->out); /* no retry possible past this point */
         c->tx.req_head_sent = 0;
     }
-    if (head_write_response(&c->out, res, c->tx.minor, c->keep_alive, reqid) < 0)
+    if (head_write_response(&c->out, res, c->tx.minor, c->keep_alive, reqid,
+                            str_from(c->l->hsts, c->l->hsts_len)) < 0)
         return tx_fail(c, 502);
     c->tx.status = res->status;
     c->tx.response_started = true;

@@ -177,8 +177,10 @@ int head_write_request(buf_t *out, const http_request_t *req, const head_request
 }
 
 int head_write_response(buf_t *out, const http_response_t *res, int client_minor, bool keep_alive,
-                        str_t request_id)
+                        str_t request_id, str_t hsts)
 {
+    static const str_t H_HSTS = STR_LIT("Strict-Transport-Security");
+    bool has_hsts = false;
     /* by hand: this runs for every response, printf is measurable here */
     char line[13] = "HTTP/1.1 000 ";
     line[9] = (char)('0' + res->status / 100 % 10);
@@ -195,6 +197,7 @@ int head_write_response(buf_t *out, const http_response_t *res, int client_minor
         if (is_hop(&conn, f->name))
             continue;
         has_reqid |= str_case_eq(f->name, H_REQID);
+        has_hsts |= str_case_eq(f->name, H_HSTS);
         if (append_field(out, f->name, f->value) < 0)
             return -ENOSPC;
     }
@@ -212,6 +215,30 @@ int head_write_response(buf_t *out, const http_response_t *res, int client_minor
             APPEND_LIT("Connection: keep-alive\r\n");
     }
     if (!has_reqid && request_id.len && append_field(out, H_REQID, request_id) < 0)
+        return -ENOSPC;
+    if (!has_hsts && hsts.len && append_field(out, H_HSTS, hsts) < 0)
+        return -ENOSPC;
+    APPEND_LIT("\r\n");
+    return 0;
+}
+
+int head_write_redirect(buf_t *out, str_t host, unsigned port, str_t target, str_t request_id)
+{
+    APPEND_LIT("HTTP/1.1 308 Permanent Redirect\r\nLocation: https://");
+    APPEND(host);
+    if (port != 443 && buf_appendf(out, ":%u", port) < 0)
+        return -ENOSPC;
+    /* an absolute-form target (http://host/path): keep only its path */
+    if (target.len && target.p[0] != '/') {
+        const char *p = memchr(target.p, '/', target.len);
+        const char *path = p && p + 1 < target.p + target.len && p[1] == '/'
+                               ? memchr(p + 2, '/', (size_t)(target.p + target.len - p - 2))
+                               : NULL;
+        target = path ? str_from(path, (size_t)(target.p + target.len - path)) : STR_LIT("/");
+    }
+    APPEND(target);
+    APPEND_LIT("\r\nContent-Length: 0\r\nConnection: close\r\n");
+    if (request_id.len && append_field(out, H_REQID, request_id) < 0)
         return -ENOSPC;
     APPEND_LIT("\r\n");
     return 0;

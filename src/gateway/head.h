@@ -26,14 +26,19 @@ int head_write_request(buf_t *out, const http_request_t *req, const head_request
 
 /* The response head for the client, always HTTP/1.1; Connection: close when
  * the client connection ends after it (keep_alive false), keep-alive for a
- * 1.0 client that keeps it; X-Request-Id added when the server did not. */
+ * 1.0 client that keeps it; X-Request-Id added when the server did not, and
+ * Strict-Transport-Security: hsts (when not empty) likewise. */
 int head_write_response(buf_t *out, const http_response_t *res, int client_minor, bool keep_alive,
-                        str_t request_id);
+                        str_t request_id, str_t hsts);
 
 /* A complete answer made by the proxy (errors): status line, a short text
  * body (omitted for HEAD), Connection: close. extra: more header lines,
  * each ending in CRLF ("Retry-After: 2\r\n"), or empty. */
 int head_write_error(buf_t *out, int status, bool head_method, str_t request_id, str_t extra);
+
+/* 308 Permanent Redirect to https://HOST[:PORT]TARGET (PORT left out when
+ * 443), no body, Connection: close. -ENOSPC when it does not fit. */
+int head_write_redirect(buf_t *out, str_t host, unsigned port, str_t target, str_t request_id);
 
 /* The client's X-Request-Id if it is 1..64 bytes of [A-Za-z0-9._-], else empty. */
 str_t head_client_request_id(const http_request_t *req);

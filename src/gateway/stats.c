@@ -23,7 +23,8 @@ stats_t *stats_new(const conf_t *conf)
     if (!s->listeners || !s->routes || !s->servers || !s->pools)
         goto fail;
     for (size_t i = 0; i < conf->nlisteners; i++)
-        if (!(s->routes[i] = calloc(conf->listeners[i].nroutes, sizeof(**s->routes))))
+        if (!(s->routes[i] = calloc(conf->listeners[i].nroutes ? conf->listeners[i].nroutes : 1,
+                                    sizeof(**s->routes))))
             goto fail;
     for (size_t i = 0; i < conf->npools; i++)
         if (!(s->servers[i] = calloc(conf->pools[i].nservers, sizeof(**s->servers))))
@@ -93,9 +94,10 @@ static void write_listeners(prom_t *p, const conf_t *conf, stats_t *const *per_w
                 "Requests answered on the listener, by status class.");
     for (size_t l = 0; l < conf->nlisteners; l++)
         for (int k = 0; k < 5; k++)
-            prom_counter(p, "surety_listener_requests_total",
-                         PROM_LABELS({"listener", conf->listeners[l].name}, {"code", code_names[k]}),
-                         SUM(ws->listeners[l].requests.code[k]));
+            prom_counter(
+                p, "surety_listener_requests_total",
+                PROM_LABELS({"listener", conf->listeners[l].name}, {"code", code_names[k]}),
+                SUM(ws->listeners[l].requests.code[k]));
 
     prom_family(p, "surety_listener_request_duration_seconds", PROM_HISTOGRAM,
                 "Time from the first byte of a request to the last byte of its response.");
@@ -239,8 +241,9 @@ static void write_pools(prom_t *p, const conf_t *conf, stats_t *const *per_worke
         {"surety_pool_retry_budget_exhausted_total",
          "Retries not made because the pool's retry budget was spent.",
          offsetof(stats_pool_t, budget_exhausted), PROM_COUNTER},
-        {"surety_pool_no_server_total", "Requests answered 503: no usable server in the pool "
-                                        "or its backups.",
+        {"surety_pool_no_server_total",
+         "Requests answered 503: no usable server in the pool "
+         "or its backups.",
          offsetof(stats_pool_t, no_server), PROM_COUNTER},
     };
     for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
@@ -287,7 +290,8 @@ static size_t find_name(const char *name, const void *base, size_t n, size_t str
 void stats_fold(stats_t *dst, const conf_t *dc, const stats_t *src, const conf_t *sc)
 {
     for (size_t l = 0; l < sc->nlisteners; l++) {
-        size_t d = FIND(sc->listeners[l].name, dc->listeners, dc->nlisteners, conf_listener_t, name);
+        size_t d =
+            FIND(sc->listeners[l].name, dc->listeners, dc->nlisteners, conf_listener_t, name);
         if (d == SIZE_MAX)
             continue;
         stats_listener_t *dl = &dst->listeners[d];
@@ -323,8 +327,8 @@ void stats_fold(stats_t *dst, const conf_t *dc, const stats_t *src, const conf_t
         STAT_ADD(dst->pools[d].no_server, STAT_GET(src->pools[p].no_server));
         const conf_pool_t *sp = &sc->pools[p], *dp = &dc->pools[d];
         for (size_t i = 0; i < sp->nservers; i++) {
-            size_t ds = FIND(sp->servers[i].address, dp->servers, dp->nservers, conf_server_t,
-                             address);
+            size_t ds =
+                FIND(sp->servers[i].address, dp->servers, dp->nservers, conf_server_t, address);
             if (ds == SIZE_MAX)
                 continue;
             stats_server_t *dsv = &dst->servers[d][ds];

@@ -312,7 +312,7 @@ static int setup_pools(worker_t *w)
 static int setup_shield(worker_t *w, listener_t *l, const conf_listener_t *lc, size_t *ret_waf_body)
 {
     l->policy = shield_gen_policy(w->sg, lc->shield);
-    l->route_policy = calloc(lc->nroutes, sizeof(*l->route_policy));
+    l->route_policy = calloc(lc->nroutes ? lc->nroutes : 1, sizeof(*l->route_policy));
     if (!l->route_policy)
         return -ENOMEM;
     *ret_waf_body = 0;
@@ -371,6 +371,9 @@ worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_lo
         l->index = i;
         l->io.fd = listen_fds[i];
         l->tls = tls ? tls[i] : NULL;
+        if (l->tls && lc->tls.hsts_ms)
+            l->hsts_len = (uint8_t)snprintf(l->hsts, sizeof(l->hsts), "max-age=%llu",
+                                            (unsigned long long)(lc->tls.hsts_ms / 1000));
         l->limits.max_request_line = lc->max_uri;
         l->limits.max_header_bytes = lc->max_header_bytes;
         l->limits.max_headers = lc->max_headers < GW_MAX_FIELDS ? lc->max_headers : GW_MAX_FIELDS;

@@ -41,6 +41,8 @@ typedef struct {
     const shield_policy_t *policy;         /* the listener's shield; NULL none */
     const shield_policy_t **route_policy;  /* [route]: the route's, else the listener's */
     tls_server_t *tls;                     /* TLS termination; NULL: plain HTTP */
+    char hsts[48];                         /* "max-age=N" for tls.hsts; empty: none */
+    uint8_t hsts_len;
 } listener_t;
 
 /* One server of one pool, as this worker sees it. */

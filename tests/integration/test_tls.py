@@ -247,3 +247,25 @@ def test_check_names_the_files_of_a_bad_certificate(env, pki, tmp_path):
     path.write_text(harness.render(cfg))
     p = run(harness.surety_binary(), "check", "-c", str(path), timeout=30)
     assert p.returncode == 1 and "allow_legacy" in p.stderr, p.stderr
+
+
+def test_plain_listener_redirects_to_https_and_hsts_is_added(env, pki):
+    b = env.backend()
+    cert, key = pki.leaf("site", ["www.example.com"])
+    tls_port = harness.free_port()
+    cfg = harness.simple_config([b], listener={
+        "listen": "127.0.0.1:%d" % tls_port,
+        "tls": {"cert": cert, "key": key, "hsts": "365d"}})
+    cfg["listeners"]["http"] = {"redirect_https": tls_port}
+    s = env.surety(cfg)
+    p = run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
+            "-H", "Host: www.example.com:80", "http://127.0.0.1:%d/a/b?c=d" % s.port("http"))
+    assert p.stdout == "308 https://www.example.com:%d/a/b?c=d" % tls_port, p.stdout
+    assert b.completed() == []
+    # following it lands on the TLS listener, whose answers carry HSTS
+    p = run("curl", "-s", "-D", "-", "-o", "/dev/null", "-L", "--cacert",
+            str(pki.d / "ca.crt"), "--resolve", "www.example.com:%d:127.0.0.1" % tls_port,
+            "--resolve", "www.example.com:%d:127.0.0.1" % s.port("http"),
+            "http://www.example.com:%d/x" % s.port("http"))
+    assert "HTTP/1.1 200" in p.stdout, p.stdout + p.stderr
+    assert "Strict-Transport-Security: max-age=31536000" in p.stdout, p.stdout

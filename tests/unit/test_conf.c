@@ -501,6 +501,9 @@ static const error_case_t error_cases[] = {
     {"planned top-level key", "tls: { cert: a }\nmonitors: {}\n" BASE,
      "t.yaml:1:1: 'tls' is not supported yet in this version\n"
      "t.yaml:2:1: 'monitors' is not supported yet in this version\n"},
+    {"listener without routes",
+     "listeners:\n  web: { listen: \":80\" }\npools: { site: { servers: [ \":81\" ] } }\n",
+     "t.yaml:2:3: listeners.web: routes: at least one route is required (or redirect_https)\n"},
     {"listener tls without its certificate",
      "listeners:\n"
      "  web: { listen: \":80\", tls: {}, routes: [ { pool: site } ] }\n"

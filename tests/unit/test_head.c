@@ -123,14 +123,42 @@ static void test_response_rewrite(void **state)
         http_parse_response(&res, raw, strlen(raw), &lim, false, fields, 64, &why), 0);
     buf_t out;
     buf_init(&out, 4096);
-    assert_int_equal(head_write_response(&out, &res, 1, false, STR_LIT("r")), 0);
+    assert_int_equal(head_write_response(&out, &res, 1, false, STR_LIT("r"), STR_NULL), 0);
     assert_int_equal(buf_append(&out, "", 1), 0);
     assert_string_equal(buf_rptr(&out), "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nServer: x\r\n"
                                         "Connection: close\r\nX-Request-Id: r\r\n\r\n");
     buf_consume(&out, buf_len(&out));
-    assert_int_equal(head_write_response(&out, &res, 0, true, STR_NULL), 0);
+    assert_int_equal(head_write_response(&out, &res, 0, true, STR_NULL, STR_NULL), 0);
     assert_int_equal(buf_append(&out, "", 1), 0);
     assert_non_null(strstr(buf_rptr(&out), "Connection: keep-alive\r\n"));
+    /* HSTS is added when the server did not send its own */
+    buf_consume(&out, buf_len(&out));
+    assert_int_equal(head_write_response(&out, &res, 1, true, STR_NULL, STR_LIT("max-age=60")), 0);
+    assert_int_equal(buf_append(&out, "", 1), 0);
+    assert_non_null(strstr(buf_rptr(&out), "Strict-Transport-Security: max-age=60\r\n"));
+    buf_deinit(&out);
+}
+
+static void test_redirect_to_https(void **state)
+{
+    (void)state;
+    buf_t out;
+    buf_init(&out, 4096);
+    assert_int_equal(head_write_redirect(&out, STR_LIT("example.com"), 8443, STR_LIT("/a?b=c"),
+                                         STR_LIT("id")),
+                     0);
+    assert_int_equal(buf_append(&out, "", 1), 0);
+    assert_string_equal(buf_rptr(&out), "HTTP/1.1 308 Permanent Redirect\r\n"
+                                        "Location: https://example.com:8443/a?b=c\r\n"
+                                        "Content-Length: 0\r\nConnection: close\r\n"
+                                        "X-Request-Id: id\r\n\r\n");
+    buf_consume(&out, buf_len(&out));
+    /* port 443 is left out; an absolute-form target keeps only its path */
+    assert_int_equal(head_write_redirect(&out, STR_LIT("[::1]"), 443,
+                                         STR_LIT("http://[::1]:80/x/y"), STR_NULL),
+                     0);
+    assert_int_equal(buf_append(&out, "", 1), 0);
+    assert_non_null(strstr(buf_rptr(&out), "Location: https://[::1]/x/y\r\n"));
     buf_deinit(&out);
 }
 
@@ -175,6 +203,7 @@ int main(void)
         cmocka_unit_test(test_absolute_form_becomes_origin_form),
         cmocka_unit_test(test_chunked_and_upgrade_are_kept),
         cmocka_unit_test(test_response_rewrite),
+        cmocka_unit_test(test_redirect_to_https),
         cmocka_unit_test(test_error_answer_and_head),
         cmocka_unit_test(test_client_request_id_is_validated),
     };
