@@ -24,6 +24,7 @@ bench: build
 	scripts/deps.sh bench
 	bench/run.sh
 	bench/shield.sh
+	bench/tls.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN) build-fuzz

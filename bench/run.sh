@@ -38,6 +38,11 @@
 # body limits that the load never trips (their bookkeeping is what is
 # measured); surety_waf adds the WAF (OWASP CRS, paranoia 1); nginx_waf is
 # nginx with libnginx-mod-http-modsecurity and the same CRS files.
+#
+# TLS variants (bench/tls.sh runs them): surety_tls and haproxy_tls terminate
+# TLS with the same ECDSA P-256 certificate, TLS 1.2/1.3 with their default
+# suites (wrk negotiates TLS 1.3, X25519); with BENCH_CLOSE=1 every request
+# is a new connection and a full handshake (wrk does not resume sessions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -67,6 +72,10 @@ LIMITS_ADMIN=$((BASE + 6))
 WAF_PORT=$((BASE + 7))
 WAF_ADMIN=$((BASE + 8))
 NGINX_WAF_PORT=$((BASE + 9))
+TLS_PORT=$((BASE + 10))
+TLS_ADMIN=$((BASE + 11))
+HAPROXY_TLS_PORT=$((BASE + 12))
+PROXY_SCHEME=http
 
 if [ "$(nproc)" -ge 2 ]; then
     PROXY_CPU=1
@@ -96,7 +105,7 @@ need taskset
 wait_http() { # url expected-status seconds
     local i
     for ((i = 0; i < $3 * 20; i++)); do
-        if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1" || true)" = "$2" ]; then
+        if [ "$(curl -sk -o /dev/null -w '%{http_code}' --max-time 1 "$1" || true)" = "$2" ]; then
             return 0
         fi
         sleep 0.05
@@ -153,17 +162,18 @@ PIDS+=($!)
 wait_http "http://127.0.0.1:$BACKEND_PORT/small" 200 10 || exit 1
 
 # --- proxies --------------------------------------------------------------------
-# surety_variant NAME PORT ADMIN_PORT SHIELD_JSON (empty: no shield)
+# surety_variant NAME PORT ADMIN_PORT SHIELD_JSON [LISTENER_JSON]: the shield
+# policy (empty: none) and more keys of the listener ("tls": ...)
 surety_variant() {
     if [ ! -x "$SURETY_BIN" ]; then
         echo "bench: $SURETY_BIN not built: $1 column skipped (make build)" >&2
         return 1
     fi
-    local dir="$TMP/$1" shield="" ref=""
+    local dir="$TMP/$1" shield="" ref="${5:+, $5}"
     mkdir -p "$dir"
     if [ -n "$4" ]; then
         shield=", \"shield\": { \"p\": $4 }, \"security\": { \"waf_threads\": 1 }"
-        ref=", \"shield\": \"p\""
+        ref="$ref, \"shield\": \"p\""
     fi
     cat >"$dir/surety.yaml" <<EOF
 {
@@ -182,6 +192,26 @@ EOF
     PIDS+=("$PROXY_PID")
     wait_http "http://127.0.0.1:$3/healthz" 200 30 || return 1
     PROXY_PORT=$2
+    PROXY_SCHEME=http
+}
+
+# One certificate for every TLS proxy: ECDSA P-256, as most sites serve.
+tls_cert() {
+    if [ ! -f "$TMP/tls/site.pem" ]; then
+        mkdir -p "$TMP/tls"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -keyout "$TMP/tls/site.key" -out "$TMP/tls/site.crt" -days 30 \
+            -subj /CN=localhost -addext "subjectAltName=DNS:localhost" 2>/dev/null
+        cat "$TMP/tls/site.crt" "$TMP/tls/site.key" >"$TMP/tls/site.pem"
+    fi
+}
+
+start_surety_tls() {
+    tls_cert
+    surety_variant surety_tls "$TLS_PORT" "$TLS_ADMIN" "" \
+        "\"tls\": { \"cert\": \"$TMP/tls/site.crt\", \"key\": \"$TMP/tls/site.key\" }" ||
+        return 1
+    PROXY_SCHEME=https
 }
 
 start_surety() {
@@ -218,10 +248,12 @@ start_surety_waf() {
         "{ \"deny\": [ \"@$(deny_file)\" ], $LIMITS_POLICY, \"waf\": { \"paranoia\": 1 } }"
 }
 
-start_haproxy() {
+# haproxy_proxy NAME PORT BIND_EXTRA
+haproxy_proxy() {
     [ -x "$HAPROXY" ] || { echo "bench: $HAPROXY missing" >&2; return 1; }
-    mkdir -p "$TMP/haproxy"
-    cat >"$TMP/haproxy/haproxy.cfg" <<EOF
+    local dir="$TMP/$1"
+    mkdir -p "$dir"
+    cat >"$dir/haproxy.cfg" <<EOF
 global
     nbthread 1
     maxconn 4000
@@ -234,17 +266,30 @@ defaults
     option http-keep-alive
     http-reuse always
 frontend fe
-    bind 127.0.0.1:$HAPROXY_PORT
+    bind 127.0.0.1:$2 $3
     default_backend be
 backend be
     server s1 127.0.0.1:$BACKEND_PORT
 EOF
-    taskset -c "$PROXY_CPU" "$HAPROXY" -db -f "$TMP/haproxy/haproxy.cfg" \
-        >"$TMP/haproxy/stdout.log" 2>"$TMP/haproxy/stderr.log" &
+    taskset -c "$PROXY_CPU" "$HAPROXY" -db -f "$dir/haproxy.cfg" \
+        >"$dir/stdout.log" 2>"$dir/stderr.log" &
     PROXY_PID=$!
     PIDS+=("$PROXY_PID")
-    wait_http "http://127.0.0.1:$HAPROXY_PORT/small" 200 10 || return 1
-    PROXY_PORT=$HAPROXY_PORT
+    PROXY_SCHEME=http
+    [ -z "$3" ] || PROXY_SCHEME=https
+    wait_http "$PROXY_SCHEME://127.0.0.1:$2/small" 200 10 || return 1
+    PROXY_PORT=$2
+}
+
+start_haproxy() {
+    haproxy_proxy haproxy "$HAPROXY_PORT" ""
+}
+
+# HAProxy's defaults on Debian 12 are TLS 1.2+ with ECDHE suites, like surety's.
+start_haproxy_tls() {
+    tls_cert
+    haproxy_proxy haproxy_tls "$HAPROXY_TLS_PORT" \
+        "ssl crt $TMP/tls/site.pem alpn http/1.1 ssl-min-ver TLSv1.2"
 }
 
 # nginx_proxy NAME PORT [PRELUDE] [SERVER_EXTRA]
@@ -286,6 +331,7 @@ EOF
     PIDS+=("$PROXY_PID")
     wait_http "http://127.0.0.1:$2/small" 200 30 || return 1
     PROXY_PORT=$2
+    PROXY_SCHEME=http
 }
 
 start_nginx() {
@@ -331,7 +377,7 @@ cpu_ticks() {
 
 check_body() { # url expected-bytes
     local n
-    n=$(curl -s --max-time 5 -o /dev/null -w '%{size_download}' "$1" || true)
+    n=$(curl -sk --max-time 5 -o /dev/null -w '%{size_download}' "$1" || true)
     [ "$n" = "$2" ] || { echo "bench: $1 gave $n bytes, expected $2" >&2; return 1; }
 }
 
@@ -340,7 +386,7 @@ RESULTS=$TMP/results.tsv
 TICKS=$(getconf CLK_TCK)
 
 measure() { # proxy path label round
-    local url="http://127.0.0.1:$PROXY_PORT$2" out="$TMP/wrk-$1-$3-$4.txt" before after
+    local url="$PROXY_SCHEME://127.0.0.1:$PROXY_PORT$2" out="$TMP/wrk-$1-$3-$4.txt" before after
     if [ "$BENCH_WARMUP" != 0 ]; then
         taskset -c "$LOAD_CPU" "$WRK" -t1 -c"$BENCH_CONNS" -d"${BENCH_WARMUP}s" "$url" >/dev/null
     fi
@@ -358,12 +404,12 @@ echo "bench: ${BENCH_SECONDS}s per run, $BENCH_CONNS connections, $BENCH_ROUNDS 
     "proxy on CPU $PROXY_CPU, backend+wrk on CPU $LOAD_CPU ($(nproc) CPUs)" >&2
 # Every proxy runs for the whole benchmark (idle while another is measured),
 # so that no one of them pays for a cold start inside its measurement.
-declare -A PID_OF PORT_OF
+declare -A PID_OF PORT_OF SCHEME_OF
 ready=()
 for proxy in $BENCH_PROXIES; do
     PROXY_PID=
-    if ! "start_$proxy" || ! check_body "http://127.0.0.1:$PROXY_PORT/small" 2 ||
-        ! check_body "http://127.0.0.1:$PROXY_PORT/64k" 65536; then
+    if ! "start_$proxy" || ! check_body "$PROXY_SCHEME://127.0.0.1:$PROXY_PORT/small" 2 ||
+        ! check_body "$PROXY_SCHEME://127.0.0.1:$PROXY_PORT/64k" 65536; then
         echo "bench: $proxy skipped (logs: $TMP/$proxy/, BENCH_KEEP=1 keeps them)" >&2
         for size in $BENCH_SIZES; do
             printf '%s\t%s\t-\t0\t%s\n' "$proxy" "$size" "$TICKS" >>"$RESULTS"
@@ -373,6 +419,7 @@ for proxy in $BENCH_PROXIES; do
     fi
     PID_OF[$proxy]=$PROXY_PID
     PORT_OF[$proxy]=$PROXY_PORT
+    SCHEME_OF[$proxy]=$PROXY_SCHEME
     ready+=("$proxy")
 done
 n=${#ready[@]}
@@ -381,6 +428,7 @@ for ((round = 0; round < BENCH_ROUNDS; round++)); do
         proxy=${ready[$(((k + round) % n))]}
         PROXY_PID=${PID_OF[$proxy]}
         PROXY_PORT=${PORT_OF[$proxy]}
+        PROXY_SCHEME=${SCHEME_OF[$proxy]}
         for size in $BENCH_SIZES; do
             measure "$proxy" "/$size" "$size" "$round"
         done
@@ -439,8 +487,8 @@ for key in dict.fromkeys((r["proxy"], r["size"]) for r in samples):
     for f in ("rps", "p50", "p99", "cpu_us"):
         row[f] = statistics.median(r[f] for r in group)
     rows.append(row)
-order = {"surety": 0, "surety_limits": 1, "surety_waf": 2, "haproxy": 3, "nginx": 4,
-         "nginx_waf": 5}
+order = {"surety": 0, "surety_limits": 1, "surety_waf": 2, "surety_tls": 3, "haproxy": 4,
+         "haproxy_tls": 5, "nginx": 6, "nginx_waf": 7}
 rows.sort(key=lambda r: (order.get(r["proxy"], 9), r["size"] != "small"))
 
 REF = sys.argv[2]
