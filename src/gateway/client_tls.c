@@ -147,32 +147,35 @@ int client_tls_read(client_t *c, buf_t *b, int *ret_err)
     }
 }
 
-/* One SSL_write of p[0, len): 0 with *ret_sent (maybe partial), -EAGAIN,
- * -EPIPE. */
+/* SSL_writes of p[0, len) until all of it went or the socket is full: 0
+ * with *ret_sent (maybe partial), -EAGAIN (nothing went), -EPIPE. In
+ * partial-write mode SSL_write returns after each record (16 KiB), which
+ * says nothing about the socket: only WANT_WRITE does. */
 static int write_one(client_t *c, const char *p, size_t len, size_t *ret_sent)
 {
-    ERR_clear_error();
-    size_t n = 0;
-    int r = SSL_write_ex(c->ssl, p, len, &n);
     *ret_sent = 0;
-    if (r == 1) {
-        *ret_sent = n;
-        if (n < len)
-            c->ready.writable = false;
-        return 0;
-    }
-    switch (SSL_get_error(c->ssl, r)) {
-    case SSL_ERROR_WANT_WRITE:
-        c->ready.writable = false;
-        return -EAGAIN;
-    case SSL_ERROR_WANT_READ:
-        c->ready.readable = false;
-        return -EAGAIN;
-    default:
+    while (*ret_sent < len) {
         ERR_clear_error();
-        c->tls_dead = true;
-        return -EPIPE;
+        size_t n = 0;
+        int r = SSL_write_ex(c->ssl, p + *ret_sent, len - *ret_sent, &n);
+        if (r == 1) {
+            *ret_sent += n;
+            continue;
+        }
+        switch (SSL_get_error(c->ssl, r)) {
+        case SSL_ERROR_WANT_WRITE:
+            c->ready.writable = false;
+            return *ret_sent ? 0 : -EAGAIN;
+        case SSL_ERROR_WANT_READ:
+            c->ready.readable = false;
+            return *ret_sent ? 0 : -EAGAIN;
+        default:
+            ERR_clear_error();
+            c->tls_dead = true;
+            return *ret_sent ? 0 : -EPIPE;
+        }
     }
+    return 0;
 }
 
 int client_tls_send(client_t *c, const char *a, size_t alen, const char *b, size_t blen,

@@ -269,3 +269,25 @@ def test_plain_listener_redirects_to_https_and_hsts_is_added(env, pki):
             "http://www.example.com:%d/x" % s.port("http"))
     assert "HTTP/1.1 200" in p.stdout, p.stdout + p.stderr
     assert "Strict-Transport-Security: max-age=31536000" in p.stdout, p.stdout
+
+
+def test_large_bodies_cross_tls_whole_in_both_directions(env, pki, tmp_path):
+    """Responses span many TLS records (16 KiB each): every byte arrives,
+    also for a slow reader; an upload of several records reaches the server."""
+    b = env.backend()
+    s = tls_surety(env, pki, [b])
+    url = "https://www.example.com:%d" % s.port()
+    common = ["--cacert", str(pki.d / "ca.crt"), "--resolve",
+              "www.example.com:%d:127.0.0.1" % s.port()]
+    for n in (65536, 5 << 20):
+        p = run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", *common,
+                url + "/bytes/%d" % n, timeout=60)
+        assert p.stdout == "200 %d" % n, (n, p.stdout, p.stderr)
+    p = run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
+            "--limit-rate", "2M", *common, url + "/bytes/%d" % (3 << 20), timeout=60)
+    assert p.stdout == "200 %d" % (3 << 20), p.stdout
+    up = tmp_path / "up.bin"
+    up.write_bytes(bytes(range(256)) * 4096)  # 1 MiB
+    p = run("curl", "-s", "-w", " %{http_code}", *common, "--data-binary", "@" + str(up),
+            url + "/upload", timeout=60)
+    assert p.stdout.endswith(" 200") and '"bytes": 1048576' in p.stdout, p.stdout
