@@ -74,6 +74,19 @@ static int fail_reason(void)
     }
 }
 
+/* OpenSSL waits on the socket (WANT_READ / WANT_WRITE): the readiness it
+ * needs is not there; true then, with the flag cleared for the next edge. */
+static bool tls_blocked(client_t *c, int ssl_error)
+{
+    if (ssl_error == SSL_ERROR_WANT_READ)
+        c->ready.readable = false;
+    else if (ssl_error == SSL_ERROR_WANT_WRITE)
+        c->ready.writable = false;
+    else
+        return false;
+    return true;
+}
+
 int client_tls_handshake(client_t *c)
 {
     ERR_clear_error();
@@ -85,14 +98,9 @@ int client_tls_handshake(client_t *c)
             STAT_INC(lstats(c)->tls_resumed);
         return STEP_PROGRESS;
     }
-    switch (SSL_get_error(c->ssl, r)) {
-    case SSL_ERROR_WANT_READ:
-        c->ready.readable = false;
+    if (tls_blocked(c, SSL_get_error(c->ssl, r)))
         return STEP_IDLE;
-    case SSL_ERROR_WANT_WRITE:
-        c->ready.writable = false;
-        return STEP_IDLE;
-    default: {
+    {
         int why = fail_reason();
         STAT_INC(lstats(c)->tls_failures[why]);
         if (why != TLS_FAIL_CLOSED) {
@@ -104,7 +112,6 @@ int client_tls_handshake(client_t *c)
         ERR_clear_error();
         client_close(c);
         return STEP_CLOSED;
-    }
     }
 }
 
@@ -128,13 +135,10 @@ int client_tls_read(client_t *c, buf_t *b, int *ret_err)
         b->tail += n;
         return STEP_PROGRESS;
     }
-    switch (SSL_get_error(c->ssl, r)) {
-    case SSL_ERROR_WANT_READ:
-        c->ready.readable = false;
+    int e = SSL_get_error(c->ssl, r);
+    if (tls_blocked(c, e))
         return STEP_IDLE;
-    case SSL_ERROR_WANT_WRITE:
-        c->ready.writable = false;
-        return STEP_IDLE;
+    switch (e) {
     case SSL_ERROR_ZERO_RETURN: /* close_notify: a clean end */
         c->eof = true;
         return STEP_PROGRESS;
@@ -162,18 +166,11 @@ static int write_one(client_t *c, const char *p, size_t len, size_t *ret_sent)
             *ret_sent += n;
             continue;
         }
-        switch (SSL_get_error(c->ssl, r)) {
-        case SSL_ERROR_WANT_WRITE:
-            c->ready.writable = false;
+        if (tls_blocked(c, SSL_get_error(c->ssl, r)))
             return *ret_sent ? 0 : -EAGAIN;
-        case SSL_ERROR_WANT_READ:
-            c->ready.readable = false;
-            return *ret_sent ? 0 : -EAGAIN;
-        default:
-            ERR_clear_error();
-            c->tls_dead = true;
-            return *ret_sent ? 0 : -EPIPE;
-        }
+        ERR_clear_error();
+        c->tls_dead = true;
+        return *ret_sent ? 0 : -EPIPE;
     }
     return 0;
 }
