@@ -100,19 +100,17 @@ int client_tls_handshake(client_t *c)
     }
     if (tls_blocked(c, SSL_get_error(c->ssl, r)))
         return STEP_IDLE;
-    {
-        int why = fail_reason();
-        STAT_INC(lstats(c)->tls_failures[why]);
-        if (why != TLS_FAIL_CLOSED) {
-            char text[256];
-            ERR_error_string_n(ERR_peek_last_error(), text, sizeof(text));
-            log_debug("listener %s: TLS handshake with %s failed: %s",
-                      c->w->conf->listeners[c->l->index].name, c->peer_ip, text);
-        }
-        ERR_clear_error();
-        client_close(c);
-        return STEP_CLOSED;
+    int why = fail_reason();
+    STAT_INC(lstats(c)->tls_failures[why]);
+    if (why != TLS_FAIL_CLOSED) {
+        char text[256];
+        ERR_error_string_n(ERR_peek_last_error(), text, sizeof(text));
+        log_debug("listener %s: TLS handshake with %s failed: %s",
+                  c->w->conf->listeners[c->l->index].name, c->peer_ip, text);
     }
+    ERR_clear_error();
+    client_close(c);
+    return STEP_CLOSED;
 }
 
 int client_tls_read(client_t *c, buf_t *b, int *ret_err)
