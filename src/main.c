@@ -276,7 +276,7 @@ static int cmd_run(const opts_t *o)
         gateway_reap(g, false);
         if (sig < 0) {
             /* an @file deny/allow list changed: policy updates without a signal */
-            if (gateway_lists_changed(g, true)) {
+            if (gateway_lists_changed(g)) {
                 log_info("a shield list file changed: reloading %s", o->config);
                 reload(g, ctl, o->config);
             }

@@ -437,7 +437,7 @@ static int balance_pick(client_t *c, size_t p, uint64_t now)
 }
 
 /* The value of cookie `name` in the request's Cookie fields, or empty. */
-str_t client_cookie_value(const http_request_t *req, str_t name)
+static str_t cookie_value(const http_request_t *req, str_t name)
 {
     for (size_t i = 0; i < req->nfields; i++) {
         if (!str_case_eq(req->fields[i].name, STR_LIT("Cookie")))
@@ -452,20 +452,33 @@ str_t client_cookie_value(const http_request_t *req, str_t name)
     return STR_NULL;
 }
 
+str_t client_request_key(const client_t *c, const http_request_t *req, conf_hash_kind_t kind,
+                         const char *name)
+{
+    switch (kind) {
+    case CONF_HASH_HEADER: {
+        const http_field_t *f = http_field_find(req->fields, req->nfields, str_cstr(name));
+        return f ? f->value : STR_NULL;
+    }
+    case CONF_HASH_COOKIE:
+        return cookie_value(req, str_cstr(name));
+    case CONF_HASH_ROUTE: {
+        const char *route = lconf(c)->routes[c->tx.route].name;
+        return str_from(route, strlen(route));
+    }
+    case CONF_HASH_SOURCE:
+        break;
+    }
+    return STR_NULL;
+}
+
 /* balance: hash — the key of this request: the client's address, a
  * header's value or a cookie's value (absent: the client's address, so
  * that such requests still spread). */
 static uint64_t request_hash_key(const client_t *c, const conf_pool_t *pc,
                                  const http_request_t *req)
 {
-    str_t v = STR_NULL;
-    if (pc->hash == CONF_HASH_HEADER) {
-        const http_field_t *f = http_field_find(req->fields, req->nfields, str_cstr(pc->hash_name));
-        if (f)
-            v = f->value;
-    } else if (pc->hash == CONF_HASH_COOKIE) {
-        v = client_cookie_value(req, str_cstr(pc->hash_name));
-    }
+    str_t v = client_request_key(c, req, pc->hash, pc->hash_name);
     if (!v.len)
         v = str_from(c->peer_ip, c->peer_ip_len);
     return balance_hash_bytes(v.p, v.len);
@@ -1104,7 +1117,7 @@ static int step_request(client_t *c)
                 buf_consume(&c->in, sent - from_head);
                 b->pending -= sent - from_head;
                 c->tx.bytes_in += sent - from_head;
-                int r = c->tx.policy ? client_shield_body(c, sent - from_head) : IDLE;
+                int r = client_shield_body(c, sent - from_head);
                 if (r != IDLE)
                     return r; /* answered 413 (or cut): c may be gone */
             }

@@ -49,28 +49,6 @@ static int refuse(client_t *c, size_t head_len, shield_reason_t reason, int stat
     return client_fail(c, status);
 }
 
-/* The bytes that name the request's rate bucket (rate.key). */
-static str_t rate_key(const client_t *c, const http_request_t *req)
-{
-    const conf_shield_t *sc = c->tx.policy->conf;
-    switch (sc->rate.key) {
-    case CONF_HASH_HEADER: {
-        const http_field_t *f =
-            http_field_find(req->fields, req->nfields, str_cstr(sc->rate.key_name));
-        return f ? f->value : STR_NULL;
-    }
-    case CONF_HASH_COOKIE:
-        return client_cookie_value(req, str_cstr(sc->rate.key_name));
-    case CONF_HASH_ROUTE: {
-        const char *name = lconf(c)->routes[c->tx.route].name;
-        return str_from(name, strlen(name));
-    }
-    case CONF_HASH_SOURCE:
-        break;
-    }
-    return STR_NULL;
-}
-
 static int waf_start(client_t *c, const http_request_t *req);
 
 bool client_shield_request(client_t *c, const http_request_t *req, int *ret)
@@ -79,8 +57,8 @@ bool client_shield_request(client_t *c, const http_request_t *req, int *ret)
     const conf_shield_t *sc = p->conf;
     uint64_t now = loop_now(c->w->loop);
 
-    uint64_t wait =
-        shield_rate_take(p, (const struct sockaddr *)&c->peer.ss, rate_key(c, req), now);
+    str_t key = client_request_key(c, req, sc->rate.key, sc->rate.key_name);
+    uint64_t wait = shield_rate_take(p, (const struct sockaddr *)&c->peer.ss, key, now);
     if (wait) {
         snprintf(c->tx.extra, sizeof(c->tx.extra), "Retry-After: %llu\r\n",
                  (unsigned long long)((wait + 999) / 1000));
@@ -135,6 +113,34 @@ bool client_shield_body_too_slow(client_t *c)
 
 /* ---- the content layer: the WAF ------------------------------------------ */
 
+/* Decodes the chunked body at p[0, avail) into out (NULL: only counts) up
+ * to limit decoded bytes: how many, and *complete when the body ended. */
+static size_t dechunk_prefix(const client_t *c, const char *p, size_t avail, size_t limit,
+                             char *out, bool *complete)
+{
+    http_chunked_t ch;
+    http_chunked_init(&ch, 4096, lconf(c)->max_header_bytes);
+    size_t i = 0, len = 0;
+    while (i < avail && len < limit) {
+        size_t used, off, n;
+        http_reject_t why;
+        int r = client_dechunk_next(&ch, p + i, avail - i, &used, &off, &n, &why);
+        if (r == -EBADMSG)
+            break;
+        if (n > limit - len)
+            n = limit - len;
+        if (out)
+            memcpy(out + len, p + i + off, n);
+        len += n;
+        i += used;
+        if (r == 0) {
+            *complete = true;
+            break;
+        }
+    }
+    return len;
+}
+
 /* The body bytes of the buffered request that the WAF will see: for a
  * length-delimited body, the first bytes as they are; a chunked body is
  * decoded (the WAF must see what the server will). Returns a malloc'd copy
@@ -158,45 +164,23 @@ static char *body_prefix(client_t *c, size_t head_len, size_t limit, size_t *len
         *len = n;
         return out;
     }
-    /* chunked: decode with a scratch scanner, up to limit decoded bytes */
-    http_chunked_t ch;
-    http_chunked_init(&ch, 4096, lconf(c)->max_header_bytes);
     char *out = malloc(limit ? limit : 1);
-    size_t i = 0;
-    if (!out)
-        return NULL;
-    while (i < avail && *len < limit) {
-        size_t used, off, n;
-        http_reject_t why;
-        int r = client_dechunk_next(&ch, p + i, avail - i, &used, &off, &n, &why);
-        if (r == -EBADMSG)
-            break;
-        if (n > limit - *len)
-            n = limit - *len;
-        memcpy(out + *len, p + i + off, n);
-        *len += n;
-        i += used;
-        if (r == 0) {
-            *complete = true;
-            break;
-        }
-    }
+    if (out)
+        *len = dechunk_prefix(c, p, avail, limit, out, complete);
     return out;
 }
 
-/* Buffered enough of the body to inspect: waf.body bytes, the whole body,
- * or as much as the buffer takes. */
 static bool waf_have_enough(client_t *c)
 {
     size_t have = buf_len(&c->in);
     if (have >= c->tx.waf_need || c->eof || buf_free_space(&c->in) == 0)
         return true;
     if (c->tx.req_body.kind == HTTP_BODY_CHUNKED) {
-        size_t len;
-        bool complete;
-        char *b = body_prefix(c, c->tx.head_up_len, c->tx.policy->conf->waf.body, &len, &complete);
-        free(b);
-        return complete || len >= c->tx.policy->conf->waf.body;
+        size_t limit = c->tx.policy->conf->waf.body, head = c->tx.head_up_len;
+        bool complete = false;
+        size_t len =
+            dechunk_prefix(c, buf_rptr(&c->in) + head, have - head, limit, NULL, &complete);
+        return complete || len >= limit;
     }
     return false;
 }

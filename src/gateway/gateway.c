@@ -402,9 +402,9 @@ void gateway_shield_summary(gateway_t *g, FILE *out)
     pthread_mutex_unlock(&g->lock);
 }
 
-bool gateway_lists_changed(gateway_t *g, bool seen)
+bool gateway_lists_changed(gateway_t *g)
 {
-    return shield_gen_files_changed(g->cur->sg, seen);
+    return shield_gen_files_changed(g->cur->sg);
 }
 
 uint64_t gateway_generation(gateway_t *g)

@@ -55,9 +55,9 @@ shield_t *gateway_shield(gateway_t *g);
 /* `surety status` lines about the shield (any thread). */
 void gateway_shield_summary(gateway_t *g, FILE *out);
 /* Main thread: an @file deny/allow list of the current generation changed
- * on disk (time to reload). With `seen`, the change is taken note of: a
- * reload that fails on the new file is not retried until it changes again. */
-bool gateway_lists_changed(gateway_t *g, bool seen);
+ * on disk (time to reload). Each change is reported once: a reload that
+ * fails on the new file is not retried until the file changes again. */
+bool gateway_lists_changed(gateway_t *g);
 
 /* The shared runtime state (health, ejections, failover) of pools and
  * servers, for the control thread. Lives as long as the gateway. */

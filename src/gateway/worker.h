@@ -253,7 +253,11 @@ int client_fail(client_t *c, int status);
 int client_read(client_t *c);
 /* Writes what c->out holds; a step result. */
 int client_flush_out(client_t *c);
-str_t client_cookie_value(const http_request_t *req, str_t name);
+/* The bytes a `source | header:NAME | cookie:NAME | route` key names in
+ * req (balance: hash, shield rate.key); empty when absent, and for source,
+ * which is the client's address. */
+str_t client_request_key(const client_t *c, const http_request_t *req, conf_hash_kind_t kind,
+                         const char *name);
 /* The next run of chunk data in p[0, len), framing skipped (see client.c). */
 int client_dechunk_next(http_chunked_t *ch, const char *p, size_t len, size_t *ret_used,
                         size_t *ret_off, size_t *ret_len, http_reject_t *ret_reason);

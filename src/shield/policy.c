@@ -334,7 +334,7 @@ const shield_policy_t *shield_gen_policy(const shield_gen_t *g, size_t index)
     return g && index < g->n ? &g->policies[index] : NULL;
 }
 
-bool shield_gen_files_changed(shield_gen_t *g, bool seen)
+bool shield_gen_files_changed(shield_gen_t *g)
 {
     bool changed = false;
     for (size_t i = 0; g && i < g->nfiles; i++) {
@@ -346,8 +346,7 @@ bool shield_gen_files_changed(shield_gen_t *g, bool seen)
             st.st_mtim.tv_sec != old->st_mtim.tv_sec ||
             st.st_mtim.tv_nsec != old->st_mtim.tv_nsec) {
             changed = true;
-            if (seen)
-                *old = st;
+            *old = st;
         }
     }
     return changed;

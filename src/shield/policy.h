@@ -93,9 +93,10 @@ void shield_gen_free(shield_gen_t *g);
 /* Policy index (conf->shields) -> compiled policy; NULL for SIZE_MAX. */
 const shield_policy_t *shield_gen_policy(const shield_gen_t *g, size_t index);
 /* True when an @file list read by this generation has changed on disk
- * (mtime, size or inode) or gone: time to reload. With `seen`, the new
- * state is remembered, so the same change is reported once. Main thread. */
-bool shield_gen_files_changed(shield_gen_t *g, bool seen);
+ * (mtime, size or inode) or gone since it was read or last reported: time
+ * to reload. The new state is remembered, so a change is reported once.
+ * Main thread. */
+bool shield_gen_files_changed(shield_gen_t *g);
 
 /* ---- connection layer (workers) */
 
