@@ -498,6 +498,26 @@ static void finish_pool_availability(conf_ctx_t *ctx, const char *path, conf_poo
                 &p->outlier.max_ejection_ms, "outlier.max_ejection", false);
 }
 
+/* pools.<name>.tls: what would make verification fail open or a client
+ * certificate half there. The files themselves are read by `surety check`
+ * and at start (gateway), which name the file and the problem. */
+static void finish_pool_tls(conf_ctx_t *ctx, const char *path, conf_pool_t *p)
+{
+    conf_mark_t m;
+    p->tls.enabled = conf_ctx_mark_find(ctx, &p->tls.enabled, CONF_MARK_MAP, &m);
+    if (!p->tls.enabled)
+        return;
+    if (p->tls.verify && (!p->tls.sni || !*p->tls.sni))
+        conf_ctx_error(ctx, m,
+                       "%s: tls.sni is required with tls.verify: true (the name the servers' "
+                       "certificates must carry)",
+                       path);
+    if (!p->tls.cert != !p->tls.key)
+        conf_ctx_error(ctx, mark_or(ctx, p->tls.cert ? (void *)&p->tls.cert : &p->tls.key, m),
+                       "%s: tls.cert and tls.key go together (a client certificate needs both)",
+                       path);
+}
+
 void conf_finish_pool(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where)
 {
     conf_pool_t *p = obj;
@@ -507,6 +527,7 @@ void conf_finish_pool(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t 
     if (conf_find_duplicates(p->nservers, server_cmp, p, server_dup, &d) < 0)
         conf_ctx_nomem(ctx);
     finish_pool_availability(ctx, path, p, where);
+    finish_pool_tls(ctx, path, p);
 }
 
 /* The elements of a top-level NAMED key sorted by name, so each reference

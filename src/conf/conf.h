@@ -109,6 +109,15 @@ typedef struct {
     unsigned weight; /* 1..1000, default 1 */
 } conf_server_t;
 
+/* pools.<name>.tls: TLS to the pool's servers (requests and health checks). */
+typedef struct {
+    bool enabled;     /* tls: written */
+    bool verify;      /* tls.verify: check the servers' chain and name, default true */
+    char *ca;         /* tls.ca: PEM file of trusted roots; NULL: the system's */
+    char *sni;        /* tls.sni: the name sent and checked; NULL: none */
+    char *cert, *key; /* tls.cert / tls.key: client certificate (mutual TLS); NULL: none */
+} conf_pool_tls_t;
+
 typedef struct {
     char *name;
     conf_server_t *servers;
@@ -127,6 +136,7 @@ typedef struct {
     conf_health_t health;
     conf_outlier_t outlier;
     conf_retry_t retry;
+    conf_pool_tls_t tls;
 } conf_pool_t;
 
 typedef struct {

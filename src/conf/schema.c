@@ -348,6 +348,31 @@ static const conf_key_t retry_keys[] = {
     {0},
 };
 
+static const conf_key_t pool_tls_keys[] = {
+    {.name = "verify", .type = CONF_T_BOOL, .def = "true", FIELD(conf_pool_t, tls.verify),
+     .help = "Check the servers' certificate chain (against `ca`) and name (against `sni`); "
+             "a server that fails either gets no request. `false` encrypts without knowing "
+             "who is at the other end, and `surety check` warns about it."},
+    {.name = "ca", .type = CONF_T_STRING, FIELD(conf_pool_t, tls.ca),
+     .doc_example = "etc/tls/internal-ca.crt",
+     .help = "PEM file with the certificates of the authorities trusted to sign the servers' "
+             "certificates; without it, the system's trusted roots."},
+    {.name = "sni", .type = CONF_T_STRING, FIELD(conf_pool_t, tls.sni),
+     .doc_example = "api.internal.example",
+     .help = "The server name sent in the handshake and checked against the servers' "
+             "certificates (an IP address is checked against their IP addresses and not "
+             "sent). Required with `verify: true`: without a name to check, any certificate "
+             "from the trusted authorities would do."},
+    {.name = "cert", .type = CONF_T_STRING, FIELD(conf_pool_t, tls.cert),
+     .doc_example = "etc/tls/surety-client.crt",
+     .help = "PEM file with a client certificate (then its intermediates) that Surety shows "
+             "the servers, for servers that require mutual TLS; with `key`."},
+    {.name = "key", .type = CONF_T_STRING, FIELD(conf_pool_t, tls.key),
+     .doc_example = "etc/tls/surety-client.key",
+     .help = "PEM file with the client certificate's private key (not encrypted)."},
+    {0},
+};
+
 static const conf_key_t pool_keys[] = {
     {.name = "balance", .type = CONF_T_ENUM, .def = "round-robin", .values = balance_values,
      FIELD(conf_pool_t, balance),
@@ -398,6 +423,9 @@ static const conf_key_t pool_keys[] = {
              "ejection early."},
     {.name = "retry", .type = CONF_T_MAP, .sub = retry_keys, FIELD(conf_pool_t, retry),
      .help = "Retrying requests that failed, on another server, within a budget."},
+    {.name = "tls", .type = CONF_T_MAP, .sub = pool_tls_keys, FIELD(conf_pool_t, tls.enabled),
+     .help = "TLS to the servers, for requests and health checks alike; the servers' "
+             "certificates are verified unless `verify: false`. Without it, plain HTTP."},
     {0},
 };
 

@@ -34,6 +34,8 @@ enum { IDLE = STEP_IDLE, PROGRESS = STEP_PROGRESS, CLOSED = STEP_CLOSED };
  * for a request already on its way to arrive and be answered (with
  * Connection: close), short enough that the old generation goes soon. */
 #define RELOAD_IDLE_GRACE_MS 1000
+/* A TLS connection idle this long gives its record buffers back. */
+#define TLS_TRIM_MS 1000
 
 static void client_io_cb(loop_t *loop, loop_io_t *io, uint32_t ev);
 static void client_timer_cb(loop_t *loop, loop_timer_t *t);
@@ -52,6 +54,24 @@ static stats_listener_t *lstats(const client_t *c)
 }
 
 /* ---- connection lifecycle ------------------------------------------------ */
+
+/* An idle keep-alive connection waits timeouts.idle for its next request.
+ * A TLS one also gives OpenSSL's record buffers back (about 34 KiB) once it
+ * has been idle for TLS_TRIM_MS: not at once, because a busy client's next
+ * request usually comes sooner and would allocate them again (freeing them
+ * after every record, SSL_MODE_RELEASE_BUFFERS, cost 15-20% of the CPU per
+ * keep-alive request; docs/performance.md). */
+static void idle_timer_start(client_t *c)
+{
+    uint64_t t = c->w->draining ? RELOAD_IDLE_GRACE_MS : lconf(c)->idle_timeout_ms;
+    c->tls_trim_due = false;
+    if (c->tls.ssl && t > TLS_TRIM_MS) {
+        c->tls_trim_due = true;
+        c->idle_left_ms = t - TLS_TRIM_MS;
+        t = TLS_TRIM_MS;
+    }
+    loop_timer_start(c->w->loop, &c->timer, t);
+}
 
 void client_accept(worker_t *w, listener_t *l, int fd, const sock_addr_t *peer, bool counted)
 {
@@ -126,7 +146,7 @@ void client_close(client_t *c)
     STAT_DEC(lstats(c)->conns_open);
     loop_timer_stop(w->loop, &c->timer);
     loop_io_del(w->loop, &c->io);
-    client_tls_close_notify(c);
+    tls_io_close_notify(&c->tls);
     client_tls_free(c);
     close(c->io.fd);
     buf_deinit(&c->in);
@@ -814,7 +834,7 @@ static int tx_start(client_t *c, http_request_t *req)
     head_request_ctx_t ctx = {
         .client_ip = str_from(c->peer_ip, c->peer_ip_len),
         .request_id = str_from(c->tx.request_id, c->tx.request_id_len),
-        .proto = c->ssl ? STR_LIT("https") : STR_LIT("http"),
+        .proto = c->tls.ssl ? STR_LIT("https") : STR_LIT("http"),
     };
     if (head_write_request(&c->up->out, req, &ctx) < 0) {
         buf_consume(&c->in, req->head_len);
@@ -850,8 +870,7 @@ static int tx_finish(client_t *c)
     if (buf_len(&c->in) == 0) {
         set_idle(c, true);
         buf_release(&c->in);
-        loop_timer_start(c->w->loop, &c->timer,
-                         c->w->draining ? RELOAD_IDLE_GRACE_MS : lconf(c)->idle_timeout_ms);
+        idle_timer_start(c);
     } else {
         c->tx.start_ms = loop_now(c->w->loop);
         loop_timer_start(c->w->loop, &c->timer, lconf(c)->header_timeout_ms);
@@ -863,88 +882,17 @@ static int tx_finish(client_t *c)
 
 /* ---- I/O steps ------------------------------------------------------------ */
 
-/* Reads from fd into b when ready and there is room. PROGRESS when bytes
- * came or the stream ended (*ret_eof; *ret_err too if it ended in an error),
- * IDLE when nothing could be read now. */
-static int read_some(int fd, buf_t *b, loop_ready_t *r, bool *ret_eof, int *ret_err)
-{
-    if (!r->readable || *ret_eof)
-        return IDLE;
-    if (b->data && buf_free_space(b) == 0)
-        return IDLE;
-    size_t room_before = b->data ? buf_room(b) : b->cap;
-    ssize_t n = buf_read_fd(b, fd);
-    if (n > 0) {
-        /* A short read drained the socket: the next edge will tell us. Not
-         * after a FIN was signalled: no edge follows that one, so read on
-         * until read() itself says end of stream. */
-        if ((size_t)n < room_before && !r->hup)
-            r->readable = false;
-        return PROGRESS;
-    }
-    if (n == 0) {
-        *ret_eof = true;
-        return PROGRESS;
-    }
-    if (n == -EAGAIN) {
-        r->readable = false;
-        return IDLE;
-    }
-    *ret_err = (int)n;
-    *ret_eof = true;
-    return PROGRESS;
-}
-
-/* One sendmsg of a[0,alen) then b[0,blen). 0 with *ret_sent, -EAGAIN, -errno.
- * A partial write means the socket buffer is full: writable is cleared. */
-static int send_iov(int fd, bool *writable, const char *a, size_t alen, const char *b, size_t blen,
-                    size_t *ret_sent)
-{
-    struct iovec iov[2];
-    size_t n = 0;
-    *ret_sent = 0;
-    if (alen)
-        iov[n++] = (struct iovec){(void *)a, alen};
-    if (blen)
-        iov[n++] = (struct iovec){(void *)b, blen};
-    if (n == 0)
-        return 0;
-    if (!*writable)
-        return -EAGAIN;
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n};
-    ssize_t w;
-    do
-        w = n == 1 ? send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
-                   : sendmsg(fd, &msg, MSG_NOSIGNAL);
-    while (w < 0 && errno == EINTR);
-    if (w < 0) {
-        if (errno == EAGAIN) {
-            *writable = false;
-            return -EAGAIN;
-        }
-        return -errno;
-    }
-    if ((size_t)w < alen + blen)
-        *writable = false;
-    *ret_sent = (size_t)w;
-    return 0;
-}
-
 /* To the client: a[0,alen) then b[0,blen), in clear or through TLS. */
 static int client_send(client_t *c, const char *a, size_t alen, const char *b, size_t blen,
                        size_t *ret_sent)
 {
-    if (c->ssl)
-        return client_tls_send(c, a, alen, b, blen, ret_sent);
-    return send_iov(c->io.fd, &c->ready.writable, a, alen, b, blen, ret_sent);
+    return stream_send(c->io.fd, &c->tls, &c->ready, a, alen, b, blen, ret_sent);
 }
 
-/* From the client into c->in, in clear or through TLS (see read_some). */
+/* From the client into c->in, in clear or through TLS. */
 static int client_read_in(client_t *c, int *ret_err)
 {
-    if (c->ssl)
-        return client_tls_read(c, &c->in, ret_err);
-    return read_some(c->io.fd, &c->in, &c->ready, &c->eof, ret_err);
+    return stream_read(c->io.fd, &c->tls, &c->in, &c->ready, &c->eof, ret_err);
 }
 
 /* Sends what is left of out, then up to body_len bytes from the front of
@@ -998,6 +946,7 @@ static int step_head(client_t *c)
         buf_release(&c->in); /* idle keep-alive connections hold no buffer */
     if (r == PROGRESS && was_empty && buf_len(&c->in)) {
         set_idle(c, false);
+        c->tls_trim_due = false;
         c->tx.start_ms = loop_now(w->loop);
         if (c->requests > 0)
             loop_timer_start(w->loop, &c->timer, lconf(c)->header_timeout_ms);
@@ -1038,19 +987,21 @@ static int upstream_failed(client_t *c, int err)
     return tx_retry_or_fail(c, CONF_RETRY_RESET, 502);
 }
 
-/* Connect completion: the first writability tells. */
+/* Connect completion (the first writability tells), then the pool's TLS
+ * handshake; a failure of either is a connect failure, retried elsewhere. */
 static int step_connect(client_t *c)
 {
     upstream_t *u = c->up;
-    if (u->state != UP_CONNECTING || !u->ready.writable)
+    if (u->state != UP_CONNECTING)
         return IDLE;
-    int err = sock_error(u->io.fd);
-    if (err) {
-        STAT_INC(u->srv->stats->connect_errors);
-        worker_server_warn(c->w, u->srv, "cannot connect: %s", strerror(-err));
+    char why[320];
+    int r = upstream_connect_step(u, why, sizeof(why));
+    if (r == -EAGAIN)
+        return IDLE;
+    if (r < 0) {
+        worker_server_warn(c->w, u->srv, "%s", why);
         return tx_retry_or_fail(c, CONF_RETRY_CONNECT, 502);
     }
-    u->state = UP_ACTIVE;
     loop_timer_start(c->w->loop, &u->timer, c->w->conf->pools[u->srv->pool].response_timeout_ms);
     return PROGRESS;
 }
@@ -1106,8 +1057,8 @@ static int step_request(client_t *c)
     size_t hl = buf_len(&u->out) - c->tx.req_head_sent;
     if (hl || b->pending) {
         size_t sent;
-        int r = send_iov(u->io.fd, &u->ready.writable, buf_rptr(&u->out) + c->tx.req_head_sent, hl,
-                         b->pending ? buf_rptr(&c->in) : NULL, b->pending, &sent);
+        int r = upstream_send(u, buf_rptr(&u->out) + c->tx.req_head_sent, hl,
+                              b->pending ? buf_rptr(&c->in) : NULL, b->pending, &sent);
         if (r == 0 && sent) {
             size_t from_head = sent < hl ? sent : hl;
             c->tx.req_head_sent += from_head;
@@ -1221,7 +1172,7 @@ static int step_response(client_t *c)
 
     if (u->state == UP_CONNECTING)
         return IDLE;
-    if (read_some(u->io.fd, &u->in, &u->ready, &u->eof, &err) == PROGRESS) {
+    if (upstream_read(u, &err) == PROGRESS) {
         progress = PROGRESS;
         loop_timer_start(c->w->loop, &u->timer,
                          c->w->conf->pools[u->srv->pool].response_timeout_ms);
@@ -1317,12 +1268,11 @@ static int step_tunnel(client_t *c)
     bool any;
     if (client_read_in(c, &err) == PROGRESS)
         progress = PROGRESS;
-    if (read_some(u->io.fd, &u->in, &u->ready, &u->eof, &err) == PROGRESS)
+    if (upstream_read(u, &err) == PROGRESS)
         progress = PROGRESS;
     if (buf_len(&c->in)) {
         size_t sent;
-        int r = send_iov(u->io.fd, &u->ready.writable, buf_rptr(&c->in), buf_len(&c->in), NULL, 0,
-                         &sent);
+        int r = upstream_send(u, buf_rptr(&c->in), buf_len(&c->in), NULL, 0, &sent);
         if (r == 0 && sent) {
             buf_consume(&c->in, sent);
             c->tx.bytes_in += sent;
@@ -1359,7 +1309,7 @@ static int step_closing(client_t *c)
     if (buf_len(&c->out))
         return client_flush_out(c);
     if (!c->shut) {
-        client_tls_close_notify(c);
+        tls_io_close_notify(&c->tls);
         shutdown(c->io.fd, SHUT_WR);
         c->shut = true;
         loop_timer_start(c->w->loop, &c->timer, 2000);
@@ -1370,7 +1320,7 @@ static int step_closing(client_t *c)
         buf_consume(&c->in, buf_len(&c->in));
         int err = 0;
         /* raw: what follows our close (and close_notify) is only discarded */
-        read_some(c->io.fd, &c->in, &c->ready, &c->eof, &err);
+        stream_read(c->io.fd, NULL, &c->in, &c->ready, &c->eof, &err);
         if (c->eof) {
             client_close(c);
             return CLOSED;
@@ -1380,7 +1330,7 @@ static int step_closing(client_t *c)
 
 void client_run(client_t *c)
 {
-    while (c->tls_handshaking)
+    while (c->tls.handshaking)
         if (client_tls_handshake(c) != PROGRESS)
             return;
     for (;;) {
@@ -1422,6 +1372,12 @@ static void client_timer_cb(loop_t *loop, loop_timer_t *t)
     stats_listener_t *ls = lstats(c);
     switch (c->state) {
     case CL_HEAD:
+        if (buf_len(&c->in) == 0 && c->tls_trim_due) {
+            c->tls_trim_due = false;
+            tls_io_trim(&c->tls);
+            loop_timer_start(c->w->loop, &c->timer, c->idle_left_ms);
+            return;
+        }
         if (buf_len(&c->in) == 0) {
             STAT_INC(ls->timeouts[c->requests ? TIMEOUT_IDLE : TIMEOUT_HEADER]);
             client_close(c);
@@ -1514,6 +1470,7 @@ void client_drain(client_t *c)
         c->keep_alive = false;
     if (c->state != CL_HEAD || buf_len(&c->in) != 0)
         return;
+    c->tls_trim_due = false; /* the grace below ends it */
     if (c->w->gentle)
         loop_timer_start(c->w->loop, &c->timer, RELOAD_IDLE_GRACE_MS);
     else

@@ -35,6 +35,7 @@ typedef struct gen {
     state_t *state;
     shield_gen_t *sg;   /* the compiled shield policies */
     tls_server_t **tls; /* [listener]: TLS termination, NULL for plain HTTP */
+    SSL_CTX **pool_tls; /* [pool]: TLS to the servers, NULL for plain HTTP */
     struct gen *next;   /* draining generations */
 } gen_t;
 
@@ -62,6 +63,9 @@ static void gen_free(gen_t *gen)
     for (size_t l = 0; gen->tls && l < gen->conf->nlisteners; l++)
         tls_server_free(gen->tls[l]); /* connections still open keep what they use */
     free(gen->tls);
+    for (size_t p = 0; gen->pool_tls && p < gen->conf->npools; p++)
+        SSL_CTX_free(gen->pool_tls[p]); /* upstream connections hold their own reference */
+    free(gen->pool_tls);
     state_free(gen->state);
     conf_unref(gen->conf);
     free(gen);
@@ -146,6 +150,20 @@ static tls_server_t *tls_listener(const conf_listener_t *lc, FILE *errs)
     return s;
 }
 
+/* The client context of a pool with tls, or NULL with the reason on errs. */
+static SSL_CTX *tls_pool(const conf_pool_t *pc, FILE *errs)
+{
+    char err[1024] = "";
+    if (!pc->tls.verify)
+        log_warn("pool %s: tls.verify is false: the servers' certificates are not checked, so "
+                 "anyone on the path can pose as them",
+                 pc->name);
+    SSL_CTX *ctx = upstream_tls_ctx_new(pc, err, sizeof(err));
+    if (!ctx)
+        fprintf(errs, "pool '%s': tls: %s\n", pc->name, err);
+    return ctx;
+}
+
 /* surety_tls_certificate_expiry_seconds: what an alert on "renew within
  * N days" needs, per listener, certificate name and key type. */
 static void tls_metrics_write(const gen_t *gen, prom_t *p)
@@ -178,6 +196,13 @@ int gateway_check_tls(const conf_t *conf, FILE *errs)
         bad |= !s;
         tls_server_free(s);
     }
+    for (size_t p = 0; p < conf->npools; p++) {
+        if (!conf->pools[p].tls.enabled)
+            continue;
+        SSL_CTX *ctx = tls_pool(&conf->pools[p], errs);
+        bad |= !ctx;
+        SSL_CTX_free(ctx);
+    }
     return bad ? -EINVAL : 0;
 }
 
@@ -207,6 +232,11 @@ static gen_t *gen_new(shield_t *shield, conf_t *conf, const gen_t *old, FILE *er
         if (conf->listeners[l].tls.enabled &&
             !(gen->tls[l] = tls_listener(&conf->listeners[l], errs)))
             goto fail;
+    if (!(gen->pool_tls = calloc(conf->npools ? conf->npools : 1, sizeof(*gen->pool_tls))))
+        goto fail;
+    for (size_t p = 0; p < conf->npools; p++)
+        if (conf->pools[p].tls.enabled && !(gen->pool_tls[p] = tls_pool(&conf->pools[p], errs)))
+            goto fail;
     for (unsigned w = 0; w < gen->nworkers; w++) {
         fds[w] = malloc(conf->nlisteners * sizeof(**fds));
         if (!fds[w])
@@ -223,7 +253,8 @@ static gen_t *gen_new(shield_t *shield, conf_t *conf, const gen_t *old, FILE *er
         goto fail;
     for (unsigned w = 0; w < gen->nworkers; w++) {
         gen->workers[w] =
-            worker_new(conf, w, fds[w], gen->alog, gen->state, shield, gen->sg, gen->tls);
+            worker_new(conf, w, fds[w], gen->alog, gen->state, shield, gen->sg, gen->tls,
+                       gen->pool_tls);
         if (!gen->workers[w]) {
             fprintf(errs, "worker %u: cannot be set up (out of memory?)\n", w);
             goto fail;

@@ -8,7 +8,12 @@
  * which closes the connection, records the result in the server's state and
  * logs a transition. The tick cadence does not depend on how long checks
  * take: a tick that finds a check still running skips, and that check's
- * deadline ends it, so there is never more than one connection per server. */
+ * deadline ends it, so there is never more than one connection per server.
+ *
+ * A pool with `tls:` is checked through TLS with a context built from the
+ * same settings as the workers' (upstream_tls_ctx_new), so a server whose
+ * certificate requests would refuse is also DOWN; a tcp check then passes
+ * once the handshake does. */
 #include "gateway/health.h"
 
 #include <errno.h>
@@ -24,6 +29,8 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/sock.h"
+#include "gateway/worker.h"
+#include "gateway/worker_api.h"
 #include "http/http.h"
 
 /* A response larger than this fails the check: a health endpoint that
@@ -33,7 +40,9 @@
 #define HEALTH_MAX_HEAD (16 * 1024)
 #define HEALTH_MAX_FIELDS 100
 
+#ifndef container_of
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
+#endif
 
 typedef struct {
     health_t *h;
@@ -45,6 +54,8 @@ typedef struct {
     loop_io_t io;          /* io.fd: the check in flight's connection, -1 when idle */
     loop_ready_t ready;
     bool connected;
+    SSL_CTX *tls_ctx; /* the pool's (health_t owns it); NULL: plain */
+    tls_conn_t tls;   /* the check in flight's TLS, tls.ssl NULL before/without */
     char *request; /* HTTP checks: the whole request, built once */
     size_t request_len, sent;
     buf_t in; /* the response; storage only while a check runs */
@@ -58,6 +69,7 @@ struct health {
     uint64_t rng;
     health_check_t *checks;
     size_t nchecks;
+    SSL_CTX **pool_tls; /* [pool]: contexts of pools with tls and checks */
 };
 
 /* xorshift64*: jitter needs spread, not secrecy. */
@@ -81,6 +93,10 @@ static void conn_close(health_check_t *c)
 {
     if (c->io.fd < 0)
         return;
+    if (c->tls.ssl) {
+        tls_io_close_notify(&c->tls);
+        tls_conn_free(&c->tls);
+    }
     loop_io_del(c->h->loop, &c->io);
     close(c->io.fd);
     c->io.fd = -1;
@@ -204,40 +220,64 @@ static int response_judge(health_check_t *c, bool eof)
 static int request_send(health_check_t *c)
 {
     while (c->sent < c->request_len) {
-        ssize_t n = send(c->io.fd, c->request + c->sent, c->request_len - c->sent, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            c->ready.writable = false;
+        size_t n;
+        int r = stream_send(c->io.fd, &c->tls, &c->ready, c->request + c->sent,
+                            c->request_len - c->sent, NULL, 0, &n);
+        if (r == -EAGAIN)
             return 0;
-        }
-        if (n < 0)
-            return -errno;
-        c->sent += (size_t)n;
+        if (r < 0)
+            return r;
+        c->sent += n;
     }
     return 0;
 }
 
-/* Reads until -EAGAIN or a verdict. */
+/* Reads until nothing more comes now or a verdict. */
 static void response_read(health_check_t *c)
 {
     for (;;) {
-        ssize_t n = buf_read_fd(&c->in, c->io.fd);
-        if (n == -EAGAIN) {
-            c->ready.readable = false;
-            return;
-        }
-        if (n == -ENOSPC || buf_len(&c->in) > HEALTH_MAX_RESPONSE) {
+        bool eof = false;
+        int err = 0;
+        if (buf_len(&c->in) > HEALTH_MAX_RESPONSE ||
+            (c->in.data && buf_free_space(&c->in) == 0)) {
             check_fail(c, 0, "response too large");
             return;
         }
-        if (n < 0) {
-            check_fail(c, 0, "read: %s", strerror((int)-n));
+        if (stream_read(c->io.fd, &c->tls, &c->in, &c->ready, &eof, &err) == STEP_IDLE)
+            return;
+        if (err == -ENOSPC) {
+            check_fail(c, 0, "response too large");
             return;
         }
-        if (response_judge(c, n == 0) == 0)
+        if (err) {
+            check_fail(c, 0, "read: %s", strerror(-err));
+            return;
+        }
+        if (response_judge(c, eof) == 0)
             return;
     }
+}
+
+/* The connection is up: the pool's TLS handshake, one step. 0 done,
+ * -EAGAIN, or -EPROTO after check_fail. */
+static int tls_step(health_check_t *c)
+{
+    if (!c->tls.ssl) {
+        SSL *ssl = tls_client_ssl_new(c->tls_ctx);
+        if (!ssl || SSL_set_fd(ssl, c->io.fd) != 1) {
+            SSL_free(ssl);
+            check_fail(c, 0, "internal: out of memory");
+            return -EPROTO;
+        }
+        tls_conn_start(&c->tls, ssl);
+    }
+    int r = tls_io_handshake(&c->tls, &c->ready);
+    if (r != -EPROTO)
+        return r;
+    char why[320];
+    tls_io_failure(&c->tls, why, sizeof(why));
+    check_fail(c, 0, "TLS: %s", why);
+    return -EPROTO;
 }
 
 static void io_cb(loop_t *loop, loop_io_t *io, uint32_t events)
@@ -254,10 +294,12 @@ static void io_cb(loop_t *loop, loop_io_t *io, uint32_t events)
             return;
         }
         c->connected = true;
-        if (c->pool->health.type == CONF_HEALTH_TCP) {
-            check_ok(c, 0);
-            return;
-        }
+    }
+    if (c->tls_ctx && (!c->tls.ssl || c->tls.handshaking) && tls_step(c) < 0)
+        return; /* waiting, or failed (and closed) */
+    if (c->pool->health.type == CONF_HEALTH_TCP) {
+        check_ok(c, 0);
+        return;
     }
     if (c->sent < c->request_len && c->ready.writable) {
         int r = request_send(c);
@@ -283,6 +325,7 @@ static void check_start(health_check_t *c)
     loop_t *loop = c->h->loop;
     c->ready = (loop_ready_t){0};
     c->connected = false;
+    c->tls = (tls_conn_t){0};
     c->sent = 0;
     buf_init(&c->in, HEALTH_MAX_RESPONSE + 1);
     int fd = sock_connect(&c->server->addr);
@@ -330,6 +373,9 @@ static int checks_init(health_t *h)
 {
     const conf_t *conf = h->conf;
     size_t n = 0;
+    h->pool_tls = calloc(conf->npools ? conf->npools : 1, sizeof(*h->pool_tls));
+    if (!h->pool_tls)
+        return -ENOMEM;
     for (size_t p = 0; p < conf->npools; p++) {
         if (h->state->pools[p].nservers != conf->pools[p].nservers)
             return -EINVAL;
@@ -343,6 +389,14 @@ static int checks_init(health_t *h)
         const conf_pool_t *cp = &conf->pools[p];
         if (cp->health.type == CONF_HEALTH_NONE)
             continue;
+        if (cp->tls.enabled) {
+            /* The gateway built the same context already: only memory fails. */
+            char err[512];
+            if (!(h->pool_tls[p] = upstream_tls_ctx_new(cp, err, sizeof(err)))) {
+                log_error("health: pool %s: tls: %s", cp->name, err);
+                return -EINVAL;
+            }
+        }
         for (size_t i = 0; i < cp->nservers; i++) {
             health_check_t *c = &h->checks[h->nchecks++];
             c->h = h;
@@ -350,6 +404,7 @@ static int checks_init(health_t *h)
             c->server = &cp->servers[i];
             c->st = &h->state->pools[p].servers[i];
             c->io.fd = -1;
+            c->tls_ctx = h->pool_tls[p];
             loop_timer_init(&c->tick, tick_cb);
             loop_timer_init(&c->deadline, deadline_cb);
             buf_init(&c->in, HEALTH_MAX_RESPONSE + 1);
@@ -412,6 +467,9 @@ void health_free(health_t *h)
         free(c->request);
     }
     free(h->checks);
+    for (size_t p = 0; h->pool_tls && p < h->conf->npools; p++)
+        SSL_CTX_free(h->pool_tls[p]);
+    free(h->pool_tls);
     free(h);
 }
 

@@ -219,6 +219,14 @@ static void write_servers(prom_t *p, const conf_t *conf, stats_t *const *per_wor
          offsetof(stats_server_t, retries), PROM_COUNTER},
         {"surety_server_ejections_total", "Passive outlier ejections of the server.",
          offsetof(stats_server_t, ejections), PROM_COUNTER},
+        {"surety_server_tls_handshakes_total",
+         "TLS handshakes completed with the server (pools with tls).",
+         offsetof(stats_server_t, tls_handshakes), PROM_COUNTER},
+        {"surety_server_tls_resumptions_total", "Of those, handshakes that resumed a session.",
+         offsetof(stats_server_t, tls_resumed), PROM_COUNTER},
+        {"surety_server_tls_failures_total",
+         "TLS handshakes with the server that failed, certificate verification included.",
+         offsetof(stats_server_t, tls_failures), PROM_COUNTER},
     };
     for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
         prom_family(p, simple[i].name, simple[i].type, simple[i].help);
@@ -338,6 +346,9 @@ void stats_fold(stats_t *dst, const conf_t *dc, const stats_t *src, const conf_t
             STAT_ADD(dsv->connect_errors, STAT_GET(ssv->connect_errors));
             STAT_ADD(dsv->retries, STAT_GET(ssv->retries));
             STAT_ADD(dsv->ejections, STAT_GET(ssv->ejections));
+            STAT_ADD(dsv->tls_handshakes, STAT_GET(ssv->tls_handshakes));
+            STAT_ADD(dsv->tls_resumed, STAT_GET(ssv->tls_resumed));
+            STAT_ADD(dsv->tls_failures, STAT_GET(ssv->tls_failures));
         }
     }
     STAT_ADD(dst->access_log_dropped, STAT_GET(src->access_log_dropped));

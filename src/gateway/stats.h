@@ -56,6 +56,9 @@ typedef struct {
     uint64_t connect_errors;
     uint64_t retries;    /* requests retried away from this server */
     uint64_t ejections;  /* passive outlier ejections */
+    uint64_t tls_handshakes; /* pool with tls: handshakes completed */
+    uint64_t tls_resumed;    /* of those, resumed sessions */
+    uint64_t tls_failures;   /* handshakes that failed (verification included) */
 } stats_server_t;
 
 typedef struct {

@@ -261,7 +261,7 @@ static void idle_cb(loop_t *loop, void *data)
     access_log_flush(&w->alog);
 }
 
-static int setup_pools(worker_t *w)
+static int setup_pools(worker_t *w, SSL_CTX *const *pool_tls)
 {
     const conf_t *conf = w->conf;
     w->pools = calloc(conf->npools, sizeof(*w->pools));
@@ -271,6 +271,7 @@ static int setup_pools(worker_t *w)
     for (size_t p = 0; p < conf->npools; p++) {
         const conf_pool_t *pc = &conf->pools[p];
         pool_t *pool = &w->pools[p];
+        pool->tls = pool_tls ? pool_tls[p] : NULL;
         pool->servers = calloc(pc->nservers, sizeof(*pool->servers));
         pool->inflight = calloc(pc->nservers, sizeof(*pool->inflight));
         pool->eff_weight = calloc(pc->nservers, sizeof(*pool->eff_weight));
@@ -328,7 +329,7 @@ static int setup_shield(worker_t *w, listener_t *l, const conf_listener_t *lc, s
 
 worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_log_t *alog,
                      state_t *state, shield_t *shield, const shield_gen_t *sg,
-                     tls_server_t *const *tls)
+                     tls_server_t *const *tls, SSL_CTX *const *pool_tls)
 {
     worker_t *w = calloc(1, sizeof(*w));
     if (!w)
@@ -352,7 +353,7 @@ worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_lo
     w->listeners = calloc(conf->nlisteners, sizeof(*w->listeners));
     w->client_in = calloc(conf->nlisteners, sizeof(*w->client_in));
     if (!w->loop || !w->stats || !w->listeners || !w->client_in || !w->usable ||
-        setup_pools(w) < 0 || loop_async_init(w->loop, &w->wake, wake_cb) < 0)
+        setup_pools(w, pool_tls) < 0 || loop_async_init(w->loop, &w->wake, wake_cb) < 0)
         goto fail;
     w->wake_ready = true;
     if (loop_async_init(w->loop, &w->waf_wake, waf_wake_cb) < 0)
@@ -487,6 +488,8 @@ void worker_free(worker_t *w)
         loop_async_deinit(w->loop, &w->waf_wake);
     pthread_mutex_destroy(&w->waf_lock);
     for (size_t p = 0; w->pools && p < w->conf->npools; p++) {
+        for (size_t s = 0; w->pools[p].servers && s < w->conf->pools[p].nservers; s++)
+            SSL_SESSION_free(w->pools[p].servers[s].tls_session);
         free(w->pools[p].servers);
         free(w->pools[p].inflight);
         free(w->pools[p].eff_weight);

@@ -54,6 +54,7 @@ typedef struct {
     char label[SOCK_ADDR_TEXT_MAX]; /* "127.0.0.1:9001" for logs */
     uint64_t log_at;                /* start of the current one-second log window */
     unsigned log_count;             /* lines in it; past the limit they are only counted */
+    SSL_SESSION *tls_session;       /* pool with tls: the latest resumable session, owned */
 } server_t;
 
 typedef struct {
@@ -63,6 +64,7 @@ typedef struct {
     unsigned *eff_weight;     /* [server]: scratch, weights after slow start */
     balance_ewma_t *ewma;     /* [server]: p2c-ewma latency estimates */
     balance_ring_t *ring;     /* balance: hash */
+    SSL_CTX *tls;             /* the pool's tls: client context (the generation's); NULL: plain */
     unsigned active;   /* transactions of this worker attached to the pool */
     unsigned retrying; /* of those, the ones on a retry (the budget) */
 } pool_t;
@@ -128,6 +130,8 @@ struct upstream {
     loop_ready_t ready;
     bool eof;
     bool reused;       /* has carried an earlier request */
+    bool session_kept; /* its TLS session was offered to srv->tls_session */
+    tls_conn_t tls;    /* pool with tls: the session; tls.ssl NULL in clear */
     buf_t in;          /* bytes from the server */
     buf_t out;         /* the rewritten request head */
     loop_timer_t timer;
@@ -169,10 +173,9 @@ struct client {
     upstream_t *up;
     list_t link;
     const shield_policy_t *conn_policy; /* counted by the shield at accept: release */
-    SSL *ssl;             /* TLS listeners: the session; NULL for plain HTTP */
-    bool tls_handshaking; /* the handshake is not done yet */
-    bool tls_dead;        /* a fatal TLS error: no close_notify may follow */
-    bool tls_notified;    /* close_notify sent */
+    tls_conn_t tls;       /* TLS listeners: the session; tls.ssl NULL for plain HTTP */
+    bool tls_trim_due;    /* idle: the timer first trims TLS buffers, then waits idle_left_ms */
+    uint64_t idle_left_ms;
     unsigned requests;  /* served on this connection */
     size_t parsed_len;  /* buffered bytes already found to be an incomplete head */
     bool idle_counted;  /* counted in conns_idle */
@@ -266,10 +269,6 @@ int client_dechunk_next(http_chunked_t *ch, const char *p, size_t len, size_t *r
 bool client_tls_start(client_t *c, int fd);
 void client_tls_free(client_t *c);
 int client_tls_handshake(client_t *c);
-int client_tls_read(client_t *c, buf_t *b, int *ret_err);
-int client_tls_send(client_t *c, const char *a, size_t alen, const char *b, size_t blen,
-                    size_t *ret_sent);
-void client_tls_close_notify(client_t *c);
 
 /* client_shield.c: the shield's request and content layers. */
 void client_shield_event(client_t *c, const shield_policy_t *p, shield_reason_t reason, int status,
@@ -301,5 +300,25 @@ upstream_t *upstream_acquire(worker_t *w, server_t *srv, int *ret_err);
 /* Gives the connection back: kept idle when reusable, else closed. */
 void upstream_release(upstream_t *u, bool reusable);
 void upstream_close(upstream_t *u);
+/* A connecting upstream, one step further: the TCP connect's outcome, then
+ * the pool's TLS handshake. 0: ready for the request (UP_ACTIVE), -EAGAIN:
+ * wait for the next event, -errno: failed, with the reason in why (for the
+ * server's warning). Counts in the server's statistics. */
+int upstream_connect_step(upstream_t *u, char *why, size_t whylen);
+/* Bytes to and from the server, in clear or through the pool's TLS (see
+ * stream.c). */
+int upstream_send(upstream_t *u, const char *a, size_t alen, const char *b, size_t blen,
+                  size_t *ret_sent);
+int upstream_read(upstream_t *u, int *ret_err);
+
+/* stream.c: one end of a proxied exchange, in clear (tls NULL or
+ * tls->ssl NULL) or through TLS. stream_read: into b when ready and there
+ * is room; STEP_PROGRESS when bytes came or the stream ended (*ret_eof, and
+ * *ret_err if it ended in an error), STEP_IDLE when nothing could be read
+ * now. stream_send: a[0,alen) then b[0,blen) as far as the socket takes:
+ * 0 with *ret_sent, -EAGAIN, -errno. */
+int stream_read(int fd, tls_conn_t *tls, buf_t *b, loop_ready_t *r, bool *ret_eof, int *ret_err);
+int stream_send(int fd, tls_conn_t *tls, loop_ready_t *r, const char *a, size_t alen,
+                const char *b, size_t blen, size_t *ret_sent);
 
 #endif

@@ -15,7 +15,7 @@ typedef struct worker worker_t;
  * ownership passes on success). NULL on failure. */
 worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_log_t *alog,
                      state_t *state, shield_t *shield, const shield_gen_t *sg,
-                     tls_server_t *const *tls);
+                     tls_server_t *const *tls, SSL_CTX *const *pool_tls);
 int worker_start(worker_t *w);
 /* Any thread. gentle (a reload, not a stop): idle keep-alive connections
  * are not cut at once (a client may be sending its next request right
@@ -31,5 +31,11 @@ void worker_join(worker_t *w);
 void worker_free(worker_t *w);
 /* The worker's counters; they outlive the worker (freed by the gateway). */
 stats_t *worker_stats(worker_t *w);
+
+/* upstream.c: the client context of a pool with `tls:`, which requests and
+ * health checks both use. NULL with "FILE: problem" or the reason in err.
+ * The caller frees it (SSL_CTX_free); connections hold their own reference.
+ * Main or control thread. */
+SSL_CTX *upstream_tls_ctx_new(const conf_pool_t *pc, char *err, size_t errlen);
 
 #endif

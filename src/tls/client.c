@@ -119,7 +119,9 @@ SSL_CTX *tls_client_ctx_new(const tls_client_conf_t *c, char *err, size_t errlen
     }
     if (tls_ctx_protocols(ctx, TLS_PROFILE_INTERMEDIATE, TLS1_2_VERSION, false, err, errlen) < 0)
         goto fail;
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Upstream connections stay busy or idle in a pool bounded by
+     * `keepalive`: buffers kept, as on the listeners (see context.c). */
+    SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     /* Returns 0 on success, unlike the rest of OpenSSL. */
     if (SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) != 0) {
         tls_err_ossl(err, errlen, "tls: cannot set ALPN");

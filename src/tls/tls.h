@@ -171,4 +171,45 @@ SSL_CTX *tls_client_ctx_new(const tls_client_conf_t *c, char *err, size_t errlen
  * from tls_client_ctx_new. NULL when out of memory. Any thread. */
 SSL *tls_client_ssl_new(SSL_CTX *ctx);
 
+/* ---- io.c: non-blocking I/O on one connection (client or upstream) ---- */
+
+#include "core/loop.h"
+
+typedef struct {
+    SSL *ssl;         /* NULL: the connection is plain */
+    bool handshaking; /* the handshake is not done yet */
+    bool dead;        /* a fatal TLS error: no close_notify may follow */
+    bool notified;    /* close_notify sent */
+} tls_conn_t;
+
+/* Takes ssl (from tls_server_ssl_new or tls_client_ssl_new, its fd set):
+ * partial writes, moving write buffers, read-ahead. Freed with
+ * tls_conn_free (NULL-safe on a zeroed t). */
+void tls_conn_start(tls_conn_t *t, SSL *ssl);
+void tls_conn_free(tls_conn_t *t);
+
+/* One step of the handshake: 0 done, -EAGAIN (a readiness flag cleared:
+ * wait for its edge), -EPROTO failed (the reason is in OpenSSL's error
+ * queue, for the caller to read and clear). */
+int tls_io_handshake(tls_conn_t *t, loop_ready_t *r) __attribute__((warn_unused_result));
+/* Up to room bytes into p: 0 with *ret_n > 0; 0 with *ret_n == 0 at the
+ * peer's close_notify; -EAGAIN; -ECONNRESET (a cut without close_notify or
+ * a bad record: t->dead). */
+int tls_io_read(tls_conn_t *t, loop_ready_t *r, char *p, size_t room, size_t *ret_n)
+    __attribute__((warn_unused_result));
+/* a[0, alen) then b[0, blen), as much as the socket takes: 0 with
+ * *ret_sent (maybe partial), -EAGAIN (nothing went), -EPIPE. Bytes not
+ * sent must be offered again, in the same order, by the next call. */
+int tls_io_send(tls_conn_t *t, loop_ready_t *r, const char *a, size_t alen, const char *b,
+                size_t blen, size_t *ret_sent) __attribute__((warn_unused_result));
+/* Why a handshake failed, in words for a log line (a failed verification
+ * names its reason: wrong CA, wrong name, expired...); clears OpenSSL's
+ * error queue. */
+void tls_io_failure(tls_conn_t *t, char *out, size_t outlen);
+/* Sends close_notify once, on an orderly close; not after a fatal error. */
+void tls_io_close_notify(tls_conn_t *t);
+/* Frees OpenSSL's record buffers of an idle connection (about 34 KiB)
+ * when nothing is buffered in them; they come back at the next I/O. */
+bool tls_io_trim(tls_conn_t *t);
+
 #endif

@@ -25,6 +25,7 @@ read (send_continue=False turns that off)."""
 
 import json
 import socket
+import ssl
 import threading
 import time
 import zlib
@@ -125,8 +126,16 @@ class Conn:
 
 class Backend:
     def __init__(self, name="b1", port=0, handler=None, store_limit=16 << 20,
-                 send_continue=True, raw_limit=1 << 20, host="127.0.0.1", backlog=512):
+                 send_continue=True, raw_limit=1 << 20, host="127.0.0.1", backlog=512,
+                 tls=None):
         self.name = name
+        # tls: an ssl.SSLContext (server side) to speak HTTPS; handshakes that
+        # fail are counted in tls_failures, not errors (a test may want them)
+        self.tls = tls
+        self.tls_handshakes = 0
+        self.tls_resumed = 0
+        self.tls_failures = 0
+        self.tls_peer_subjects = []  # client certificates seen (mutual TLS)
         self.handler = handler or default_handler
         self.store_limit = store_limit
         self.send_continue = send_continue
@@ -194,7 +203,34 @@ class Backend:
             threading.Thread(target=self._serve, args=(conn,), daemon=True,
                              name="backend-%s-%d" % (self.name, conn.id)).start()
 
+    def _tls_accept(self, conn):
+        try:
+            conn.sock.settimeout(5)
+            s = self.tls.wrap_socket(conn.sock, server_side=True)
+            s.settimeout(None)
+        except (ssl.SSLError, OSError):
+            with self.lock:
+                self.tls_failures += 1
+            return False
+        with self.lock:
+            self.tls_handshakes += 1
+            self.tls_resumed += 1 if s.session_reused else 0
+            peer = s.getpeercert()
+            if peer:
+                self.tls_peer_subjects.append(dict(x[0] for x in peer["subject"]))
+        conn.sock = s
+        conn.reader.sock = s
+        return True
+
     def _serve(self, conn):
+        if self.tls and not self._tls_accept(conn):
+            with self.lock:
+                self.open_connections -= 1
+            try:
+                conn.sock.close()
+            except OSError:
+                pass
+            return
         try:
             index = 0
             while not self.stopping.is_set() and not conn.close_after:

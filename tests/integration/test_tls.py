@@ -17,34 +17,7 @@ import pytest
 import harness
 
 
-def run(*cmd, input=None, timeout=20):
-    return subprocess.run(list(cmd), capture_output=True, text=True, input=input,
-                          timeout=timeout)
-
-
-class Pki:
-    """A private CA in dir, and leaves it signs."""
-
-    def __init__(self, d):
-        self.d = d
-        run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"), "-days", "30",
-            "-subj", "/CN=Surety Test CA")
-
-    def leaf(self, name, sans, days=60, rsa=False):
-        key, csr, crt = (self.d / (name + ext) for ext in (".key", ".csr", ".crt"))
-        newkey = ["rsa:2048"] if rsa else ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
-        run("openssl", "req", "-newkey", *newkey, "-nodes", "-keyout", str(key), "-out",
-            str(csr), "-subj", "/CN=" + sans[0])
-        ext = self.d / (name + ".ext")
-        ext.write_text("subjectAltName=" + ",".join("DNS:" + s for s in sans) + "\n")
-        p = run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(self.d / "ca.crt"),
-                "-CAkey", str(self.d / "ca.key"), "-CAcreateserial", "-out", str(crt),
-                "-days", str(days), "-extfile", str(ext))
-        assert p.returncode == 0, p.stderr
-        # the chain file: leaf, then the (private) root that issued it
-        crt.write_text(crt.read_text() + (self.d / "ca.crt").read_text())
-        return str(crt), str(key)
+from pki import Pki, run
 
 
 @pytest.fixture
@@ -107,6 +80,10 @@ def test_https_is_proxied_and_the_server_learns_it_was_https(env, pki):
     assert status == 200
     # keep-alive over TLS: a second request on the same connection
     status, _, sock = https_get(s.port(), https_context(pki), "/2", sock=sock)
+    assert status == 200
+    # idle past the moment its TLS buffers are given back (1 s): it goes on
+    time.sleep(1.5)
+    status, _, sock = https_get(s.port(), https_context(pki), "/3", sock=sock)
     assert status == 200
     sock.close()
     req = b.completed()[0]

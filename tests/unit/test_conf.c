@@ -517,6 +517,16 @@ static const error_case_t error_cases[] = {
      "pools: { site: { servers: [ \":81\" ] } }\n",
      "t.yaml:3:55: listeners.web: tls.min_version 1.1 needs tls.allow_legacy: true (TLS 1.0 "
      "and 1.1 are broken; think twice)\n"},
+    {"upstream TLS verified without a name",
+     "listeners:\n  web: { listen: \":80\", routes: [ { pool: site } ] }\n"
+     "pools: { site: { servers: [ \":81\" ], tls: { ca: ca.crt } } }\n",
+     "t.yaml:3:38: pools.site: tls.sni is required with tls.verify: true (the name the "
+     "servers' certificates must carry)\n"},
+    {"upstream client certificate without its key",
+     "listeners:\n  web: { listen: \":80\", routes: [ { pool: site } ] }\n"
+     "pools: { site: { servers: [ \":81\" ], tls: { verify: false, cert: c.crt } } }\n",
+     "t.yaml:3:66: pools.site: tls.cert and tls.key go together (a client certificate needs "
+     "both)\n"},
     {"bad duration", "drain_timeout: fast\n" BASE,
      "t.yaml:1:16: drain_timeout: expected a duration like 2s or 250ms, got 'fast'\n"},
     {"bare number as a duration", "drain_timeout: 30\n" BASE,
