@@ -87,12 +87,16 @@ static int cmd_check(const opts_t *o)
         return 1;
     /* what only reading other files tells: @lists, WAF rules */
     shield_gen_t *sg = shield_gen_new(NULL, conf, stderr);
-    if (!sg || gateway_check_tls(conf, stderr) < 0) {
-        shield_gen_free(sg);
+    tls_server_t *admin_tls = NULL;
+    int bad = !sg;
+    bad |= gateway_check_tls(conf, stderr) < 0;
+    bad |= control_admin_tls_new(conf, &admin_tls, stderr) < 0;
+    shield_gen_free(sg);
+    tls_server_free(admin_tls);
+    if (bad) {
         conf_unref(conf);
         return 1;
     }
-    shield_gen_free(sg);
     printf("%s: ok (%zu listeners, %zu pools, %zu shield policies, %u workers)\n", o->config,
            conf->nlisteners, conf->npools, conf->nshields, conf->workers);
     conf_unref(conf);
@@ -109,8 +113,11 @@ static int cmd_status(const opts_t *o)
         fprintf(stderr, "surety status: %s has admin.listen off: nothing to ask\n", o->config);
         goto out;
     }
-    int status = admin_cli_request(&conf->admin_addr, "GET", "/api/v1/pools?format=text", stdout);
-    if (status < 0)
+    int status = admin_cli_request(conf, "GET", "/api/v1/pools?format=text", stdout);
+    if (status == -EPROTO)
+        fprintf(stderr, "surety status: the admin listener on %s refused the TLS session\n",
+                conf->admin_listen);
+    else if (status < 0)
         fprintf(stderr, "surety status: cannot reach the admin listener on %s: %s (is surety "
                         "running with this file?)\n",
                 conf->admin_listen, strerror(-status));
@@ -131,7 +138,7 @@ static int reload_state(const conf_t *conf, json_int_t *ret_gen, bool *ret_ok, c
     FILE *mem = open_memstream(&text, &len);
     if (!mem)
         return -ENOMEM;
-    int status = admin_cli_request(&conf->admin_addr, "GET", "/api/v1/reload", mem);
+    int status = admin_cli_request(conf, "GET", "/api/v1/reload", mem);
     fclose(mem);
     int rc = status == 200 ? 0 : status < 0 ? status : -EPROTO;
     json_t *o = rc == 0 ? json_loads(text, 0, NULL) : NULL;
@@ -163,7 +170,7 @@ static int cmd_reload(const opts_t *o)
     int r = reload_state(conf, &gen0, &ok, &errors);
     free(errors);
     errors = NULL;
-    if (r < 0 || admin_cli_request(&conf->admin_addr, "POST", "/api/v1/reload", NULL) != 202) {
+    if (r < 0 || admin_cli_request(conf, "POST", "/api/v1/reload", NULL) != 202) {
         fprintf(stderr, "surety reload: cannot reach the admin listener on %s: %s\n",
                 conf->admin_listen, strerror(r < 0 ? -r : EPROTO));
         goto out;
@@ -213,15 +220,19 @@ static void reload(gateway_t *g, control_t *ctl, const char *path)
         return;
     }
     conf_t *conf = conf_load(path, mem);
-    int r = conf ? gateway_reload(g, conf, mem) : -EINVAL;
+    tls_server_t *admin_tls = NULL;
+    int r = conf ? control_admin_tls_new(conf, &admin_tls, mem) : -EINVAL;
+    if (r == 0)
+        r = gateway_reload(g, conf, mem);
     fclose(mem);
     if (r == 0) {
-        control_reload(ctl, conf, gateway_state(g));
+        control_reload(ctl, conf, gateway_state(g), admin_tls);
         control_reload_result(ctl, gateway_generation(g), true, "");
         log_info("reload: %s applied (generation %llu, %u workers, %zu listeners, %zu pools)",
                  path, (unsigned long long)gateway_generation(g), conf->workers,
                  conf->nlisteners, conf->npools);
     } else {
+        tls_server_free(admin_tls);
         control_reload_result(ctl, gateway_generation(g), false, errs && len ? errs : "");
         log_error("reload: %s refused; still serving the previous configuration:", path);
         for (char *line = strtok(errs, "\n"); line; line = strtok(NULL, "\n"))
@@ -265,7 +276,9 @@ static int cmd_run(const opts_t *o)
         log_info("listener %s on %s (%zu routes)", conf->listeners[i].name,
                  conf->listeners[i].listen, conf->listeners[i].nroutes);
     if (conf->admin_enabled)
-        log_info("admin on http://%s/ (/healthz, /metrics)", conf->admin_listen);
+        log_info("admin on %s://%s/ (/healthz, /metrics)%s",
+                 conf->admin_tls.enabled ? "https" : "http", conf->admin_listen,
+                 conf->admin_tls.client_ca ? ", client certificates required" : "");
     log_info("surety %s running with %u workers (pid %d)", SURETY_VERSION, conf->workers,
              (int)getpid());
 

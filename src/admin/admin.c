@@ -25,6 +25,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "admin/admin_int.h"
 #include "core/list.h"
 
@@ -62,8 +64,8 @@ typedef struct {
     loop_io_t io;
     loop_timer_t timer;
     phase_t phase;
-    bool readable;
-    bool writable;
+    loop_ready_t ready;
+    tls_conn_t tls;     /* admin.tls: the session; tls.ssl NULL in clear */
     bool eof;           /* the client shut down its sending side */
     bool close_after;   /* close once the queued response is out */
     bool responding;    /* out holds a final response (not a 100 Continue) */
@@ -89,6 +91,7 @@ struct admin {
     admin_limits_t lim;
     list_t conns;
     size_t nconns;
+    tls_server_t *tls; /* admin.tls: new connections speak TLS; NULL in clear */
 };
 
 static void conn_run(conn_t *c);
@@ -96,6 +99,10 @@ static void conn_run(conn_t *c);
 static void conn_close(conn_t *c)
 {
     admin_t *a = c->admin;
+    if (c->tls.ssl) {
+        tls_io_close_notify(&c->tls);
+        tls_conn_free(&c->tls);
+    }
     loop_timer_stop(a->loop, &c->timer);
     loop_io_del(a->loop, &c->io);
     close(c->io.fd);
@@ -143,29 +150,15 @@ static bool out_pending(const conn_t *c)
 static int flush(conn_t *c)
 {
     while (out_pending(c)) {
-        if (!c->writable)
-            return -EAGAIN;
-        struct iovec iov[2];
-        int n = 0;
-        if (buf_len(&c->out))
-            iov[n++] = (struct iovec){buf_rptr(&c->out), buf_len(&c->out)};
-        if (c->out_off < c->out_body.len)
-            iov[n++] =
-                (struct iovec){(char *)c->out_body.p + c->out_off, c->out_body.len - c->out_off};
-        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(c->io.fd, &m, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                c->writable = false;
-                return -EAGAIN;
-            }
-            return -errno;
-        }
-        size_t done = (size_t)w, h = buf_len(&c->out) < done ? buf_len(&c->out) : done;
+        size_t hl = buf_len(&c->out), sent;
+        const char *body = c->out_body.p ? (const char *)c->out_body.p + c->out_off : NULL;
+        int r = tls_stream_send(c->io.fd, &c->tls, &c->ready, hl ? buf_rptr(&c->out) : NULL, hl,
+                                body, c->out_body.len - c->out_off, &sent);
+        if (r < 0)
+            return r;
+        size_t h = hl < sent ? hl : sent;
         buf_consume(&c->out, h);
-        c->out_off += done - h;
+        c->out_off += sent - h;
         progress(c);
     }
     return 0;
@@ -210,6 +203,7 @@ static int start_linger(conn_t *c)
         conn_close(c);
         return -1;
     }
+    tls_io_close_notify(&c->tls);
     shutdown(c->io.fd, SHUT_WR);
     buf_deinit(&c->in);
     buf_deinit(&c->body);
@@ -221,12 +215,12 @@ static int start_linger(conn_t *c)
 static void linger_read(conn_t *c)
 {
     char sink[4096];
-    while (c->readable) {
+    while (c->ready.readable) {
         ssize_t n = read(c->io.fd, sink, sizeof(sink));
         if (n > 0 || (n < 0 && errno == EINTR))
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            c->readable = false;
+            c->ready.readable = false;
             return;
         }
         conn_close(c); /* EOF or error: done */
@@ -380,9 +374,16 @@ need_body:
 static ssize_t conn_read(conn_t *c)
 {
     buf_t *b = c->body.data ? &c->body : &c->in;
-    ssize_t n = buf_read_fd(b, c->io.fd);
-    if (n == -EAGAIN)
-        c->readable = false;
+    size_t before = buf_len(b);
+    bool eof = false;
+    int err = 0;
+    if (!tls_stream_read(c->io.fd, &c->tls, b, &c->ready, &eof, &err))
+        return -EAGAIN;
+    if (err)
+        return err;
+    ssize_t n = (ssize_t)(buf_len(b) - before);
+    if (n == 0 && eof)
+        return 0;
     if (n > 0) {
         if (c->phase == PH_IDLE)
             set_phase(c, PH_HEAD); /* the header timeout starts at the first byte */
@@ -423,14 +424,14 @@ static void conn_run(conn_t *c)
             conn_close(c); /* an incomplete request will not be completed */
             return;
         }
-        if (!c->readable)
+        if (!c->ready.readable)
             return;
         ssize_t n = conn_read(c);
         if (n == -EAGAIN)
             return;
         if (n == 0) {
             c->eof = true;
-            c->readable = false;
+            c->ready.readable = false;
         } else if (n < 0) {
             conn_close(c); /* -ENOSPC cannot happen: conn_input rejects a full head */
             return;
@@ -442,10 +443,17 @@ static void conn_io_cb(loop_t *loop, loop_io_t *io, uint32_t events)
 {
     (void)loop;
     conn_t *c = container_of(io, conn_t, io);
-    loop_ready_t r = {c->readable, c->writable, false};
-    loop_ready_update(&r, events);
-    c->readable = r.readable;
-    c->writable = r.writable;
+    loop_ready_update(&c->ready, events);
+    if (c->tls.handshaking) {
+        int r = tls_io_handshake(&c->tls, &c->ready);
+        if (r == -EAGAIN)
+            return;
+        if (r < 0) {
+            ERR_clear_error(); /* a client without an acceptable certificate, or not TLS */
+            conn_close(c);
+            return;
+        }
+    }
     conn_run(c);
 }
 
@@ -460,9 +468,20 @@ static int conn_new(admin_t *a, int fd)
     buf_init(&c->out, ADMIN_OUT_HEAD);
     response_init(&c->res, a->lim.max_response, a->lim.max_metrics);
     loop_timer_init(&c->timer, conn_timeout_cb);
-    c->writable = true;
+    c->ready.writable = true;
+    if (a->tls) {
+        SSL *ssl = tls_server_ssl_new(a->tls);
+        if (!ssl || SSL_set_fd(ssl, fd) != 1) {
+            SSL_free(ssl);
+            ERR_clear_error();
+            free(c);
+            return -ENOMEM;
+        }
+        tls_conn_start(&c->tls, ssl);
+    }
     int err = loop_io_add(a->loop, &c->io, fd, conn_io_cb);
     if (err < 0) {
+        tls_conn_free(&c->tls);
         free(c);
         return err;
     }
@@ -576,4 +595,9 @@ int admin_local_addr(const admin_t *a, sock_addr_t *ret)
 size_t admin_connections(const admin_t *a)
 {
     return a->nconns;
+}
+
+void admin_set_tls(admin_t *a, tls_server_t *tls)
+{
+    a->tls = tls;
 }

@@ -107,4 +107,10 @@ int admin_response_error(admin_response_t *res, int status, const char *msg);
  * NULL when out of memory. Calling it twice returns the same writer. */
 prom_t *admin_response_prom(admin_response_t *res);
 
+/* Serves new connections through TLS with tls (NULL: in clear from now
+ * on). The caller keeps ownership and may free the previous one at once:
+ * connections still using it hold their own reference (tls_server_free). */
+#include "tls/tls.h"
+void admin_set_tls(admin_t *a, tls_server_t *tls);
+
 #endif

@@ -1,11 +1,25 @@
-/* The command-line client of the admin API: see cli.h. */
+/* The command-line client of the admin API: see cli.h.
+ *
+ * With admin.tls the client speaks TLS and trusts exactly the certificate
+ * the configuration names (the admin listener's own: a private or
+ * self-signed one works, and no other certificate does, whatever name it
+ * carries). With admin.tls.client_ca it shows the client certificate from
+ * SURETY_ADMIN_CERT / SURETY_ADMIN_KEY. Blocking I/O with socket timeouts:
+ * this is a one-shot command, not a worker. */
 #include "admin/cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 
 #include "core/buf.h"
 #include "http/http.h"
@@ -13,23 +27,122 @@
 #define CLI_MAX_RESPONSE (16u << 20)
 #define CLI_TIMEOUT_MS 5000
 
-static int wait_fd(int fd, short events)
+/* Connects to addr and turns the socket blocking with CLI_TIMEOUT_MS on
+ * every read and write. fd or -errno. */
+static int connect_blocking(const sock_addr_t *addr)
 {
-    struct pollfd p = {.fd = fd, .events = events};
-    int r = poll(&p, 1, CLI_TIMEOUT_MS);
-    return r > 0 ? 0 : r == 0 ? -ETIMEDOUT : -errno;
-}
-
-int admin_cli_request(const sock_addr_t *addr, const char *method, const char *path, FILE *out)
-{
-    buf_t b;
-    buf_init(&b, CLI_MAX_RESPONSE);
-    int rc;
     int fd = sock_connect(addr);
     if (fd < 0)
         return fd;
-    if ((rc = wait_fd(fd, POLLOUT)) < 0 || (rc = sock_error(fd)) < 0)
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    int r = poll(&p, 1, CLI_TIMEOUT_MS);
+    int err = r > 0 ? sock_error(fd) : r == 0 ? -ETIMEDOUT : -errno;
+    struct timeval tv = {CLI_TIMEOUT_MS / 1000, 0};
+    if (err == 0 && (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0 ||
+                     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+                     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0))
+        err = -errno;
+    if (err < 0) {
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+static void tls_refused(const conf_t *conf, FILE *errs)
+{
+    unsigned long e = ERR_peek_last_error();
+    char text[256] = "refused";
+    if (e)
+        ERR_error_string_n(e, text, sizeof(text));
+    fprintf(errs, "admin: TLS: %s%s\n", text,
+            conf->admin_tls.client_ca && !getenv("SURETY_ADMIN_CERT")
+                ? " (the admin listener wants a client certificate: set SURETY_ADMIN_CERT "
+                  "and SURETY_ADMIN_KEY)"
+                : "");
+    ERR_clear_error();
+}
+
+/* A TLS session on fd trusting only the admin listener's certificate. */
+static SSL *tls_open(const conf_t *conf, int fd, FILE *errs)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = NULL;
+    const char *cert = getenv("SURETY_ADMIN_CERT"), *key = getenv("SURETY_ADMIN_KEY");
+    if (!ctx || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_load_verify_file(ctx, conf->admin_tls.cert) != 1) {
+        fprintf(errs, "admin: cannot trust %s\n", conf->admin_tls.cert);
         goto out;
+    }
+    /* the leaf itself is the trust anchor: no chain to a root needed */
+    X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_PARTIAL_CHAIN);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (cert && (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+                 SSL_CTX_use_PrivateKey_file(ctx, key ? key : cert, SSL_FILETYPE_PEM) != 1)) {
+        fprintf(errs, "admin: cannot use the client certificate %s (SURETY_ADMIN_CERT)\n", cert);
+        goto out;
+    }
+    ssl = SSL_new(ctx);
+    if (!ssl || SSL_set_fd(ssl, fd) != 1 || SSL_connect(ssl) != 1) {
+        long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+        if (v != X509_V_OK)
+            fprintf(errs, "admin: TLS: the admin listener's certificate is not %s: %s\n",
+                    conf->admin_tls.cert, X509_verify_cert_error_string(v));
+        else
+            tls_refused(conf, errs);
+        SSL_free(ssl);
+        ssl = NULL;
+    }
+out:
+    SSL_CTX_free(ctx); /* the SSL holds its own reference */
+    ERR_clear_error();
+    return ssl;
+}
+
+static ssize_t io_write(int fd, SSL *ssl, const char *p, size_t n)
+{
+    if (ssl) {
+        size_t w = 0;
+        return SSL_write_ex(ssl, p, n, &w) == 1 ? (ssize_t)w : -EIO;
+    }
+    ssize_t w = write(fd, p, n);
+    return w < 0 ? -errno : w;
+}
+
+/* Into b: >0, 0 at the end, -errno. */
+static ssize_t io_read(int fd, SSL *ssl, buf_t *b)
+{
+    if (!ssl)
+        return buf_read_fd(b, fd);
+    if (buf_alloc(b) < 0)
+        return -ENOMEM;
+    if (buf_room(b) == 0)
+        buf_compact(b);
+    if (buf_room(b) == 0)
+        return -ENOSPC;
+    size_t n = 0;
+    int r = SSL_read_ex(ssl, b->data + b->tail, buf_room(b), &n);
+    if (r == 1) {
+        b->tail += n;
+        return (ssize_t)n;
+    }
+    /* close_notify is the end; a timeout or a broken record is not */
+    return SSL_get_error(ssl, r) == SSL_ERROR_ZERO_RETURN ? 0 : -EIO;
+}
+
+int admin_cli_request(const conf_t *conf, const char *method, const char *path, FILE *out)
+{
+    buf_t b;
+    buf_init(&b, CLI_MAX_RESPONSE);
+    SSL *ssl = NULL;
+    int rc;
+    int fd = connect_blocking(&conf->admin_addr);
+    if (fd < 0)
+        return fd;
+    if (conf->admin_tls.enabled && !(ssl = tls_open(conf, fd, stderr))) {
+        rc = -EPROTO;
+        goto out;
+    }
     char req[1024];
     int n = snprintf(req, sizeof(req),
                      "%s %s HTTP/1.1\r\nHost: surety\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -39,23 +152,26 @@ int admin_cli_request(const sock_addr_t *addr, const char *method, const char *p
         goto out;
     }
     for (int off = 0; off < n;) {
-        if ((rc = wait_fd(fd, POLLOUT)) < 0)
-            goto out;
-        ssize_t w = write(fd, req + off, (size_t)(n - off));
-        if (w < 0 && errno != EAGAIN) {
-            rc = -errno;
+        ssize_t w = io_write(fd, ssl, req + off, (size_t)(n - off));
+        if (w < 0) {
+            rc = (int)w;
             goto out;
         }
-        off += w > 0 ? (int)w : 0;
+        off += (int)w;
     }
     for (;;) { /* Connection: close: the body ends with the stream */
-        if ((rc = wait_fd(fd, POLLIN)) < 0)
-            goto out;
-        ssize_t r = buf_read_fd(&b, fd);
+        ssize_t r = io_read(fd, ssl, &b);
         if (r == 0)
             break;
-        if (r < 0 && r != -EAGAIN) {
-            rc = (int)r;
+        if (r == -EIO && ssl) {
+            /* TLS 1.3 checks the client's certificate after the handshake
+             * "succeeded" here: a refusal arrives as an alert on the read */
+            tls_refused(conf, stderr);
+            rc = -EPROTO;
+            goto out;
+        }
+        if (r < 0) {
+            rc = r == -EAGAIN ? -ETIMEDOUT : (int)r;
             goto out;
         }
     }
@@ -71,6 +187,10 @@ int admin_cli_request(const sock_addr_t *addr, const char *method, const char *p
         fwrite(buf_rptr(&b) + res.head_len, 1, buf_len(&b) - res.head_len, out);
     rc = res.status;
 out:
+    if (ssl) {
+        SSL_shutdown(ssl);
+        SSL_free(ssl);
+    }
     close(fd);
     buf_deinit(&b);
     return rc;

@@ -5,11 +5,13 @@
 
 #include <stdio.h>
 
-#include "core/sock.h"
+#include "conf/conf.h"
 
-/* Sends METHOD PATH to the admin listener at addr and copies the response
- * body to out (NULL: discarded). Returns the HTTP status, or -errno when it could not talk to
- * it (connection refused: nothing runs there). Timeout: 5 s. */
-int admin_cli_request(const sock_addr_t *addr, const char *method, const char *path, FILE *out);
+/* Sends METHOD PATH to conf's admin listener (through TLS with admin.tls)
+ * and copies the response body to out (NULL: discarded). Returns the HTTP
+ * status, or -errno when it could not talk to it (connection refused:
+ * nothing runs there; -EPROTO: the TLS handshake failed, said on stderr).
+ * Timeout: 5 s per read or write. */
+int admin_cli_request(const conf_t *conf, const char *method, const char *path, FILE *out);
 
 #endif

@@ -34,6 +34,8 @@ struct control {
     loop_async_t reload;       /* main -> control: move to pending_conf/state */
     conf_t *pending_conf;      /* under lock */
     state_t *pending_state;
+    tls_server_t *pending_admin_tls;
+    tls_server_t *admin_tls;   /* admin.tls of the current generation; NULL: clear */
     uint64_t reload_seq, reload_done; /* requests posted / applied (under lock) */
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -170,9 +172,16 @@ static void reload_cb(loop_t *loop, loop_async_t *a)
     conf_t *conf = c->pending_conf;
     state_t *state = c->pending_state;
     uint64_t seq = c->reload_seq;
+    tls_server_t *admin_tls = c->pending_admin_tls;
     c->pending_conf = NULL;
+    c->pending_admin_tls = NULL;
     pthread_mutex_unlock(&c->lock);
     if (conf) {
+        /* new admin connections get the new certificates; open ones keep theirs */
+        if (c->admin)
+            admin_set_tls(c->admin, admin_tls);
+        tls_server_free(c->admin_tls);
+        c->admin_tls = admin_tls;
         int err = 0;
         health_t *h = health_new(loop, conf, state, &err);
         if (!h)
@@ -190,12 +199,14 @@ static void reload_cb(loop_t *loop, loop_async_t *a)
     pthread_mutex_unlock(&c->lock);
 }
 
-void control_reload(control_t *c, conf_t *conf, state_t *state)
+void control_reload(control_t *c, conf_t *conf, state_t *state, tls_server_t *admin_tls)
 {
     pthread_mutex_lock(&c->lock);
     conf_unref(c->pending_conf);
+    tls_server_free(c->pending_admin_tls);
     c->pending_conf = conf_ref(conf);
     c->pending_state = state;
+    c->pending_admin_tls = admin_tls;
     uint64_t seq = ++c->reload_seq;
     pthread_mutex_unlock(&c->lock);
     if (!c->started) {
@@ -262,17 +273,48 @@ control_t *control_new(conf_t *conf, gateway_t *g, FILE *errs)
     loop_timer_start(c->loop, &c->failover_timer, FAILOVER_EVAL_MS);
     if (conf->admin_enabled) {
         int err = 0;
+        if (control_admin_tls_new(conf, &c->admin_tls, errs) < 0)
+            goto fail;
         c->admin = admin_new(c->loop, &conf->admin_addr, routes, sizeof(routes) / sizeof(routes[0]),
                              NULL, c, &err);
         if (!c->admin) {
             fprintf(errs, "admin: cannot listen on %s: %s\n", conf->admin_listen, strerror(-err));
             goto fail;
         }
+        admin_set_tls(c->admin, c->admin_tls);
     }
     return c;
 fail:
     control_free(c);
     return NULL;
+}
+
+static void admin_tls_warn(void *arg, const char *msg)
+{
+    (void)arg;
+    log_warn("admin: tls: %s", msg);
+}
+
+int control_admin_tls_new(const conf_t *conf, tls_server_t **ret, FILE *errs)
+{
+    *ret = NULL;
+    if (!conf->admin_enabled || !conf->admin_tls.enabled)
+        return 0;
+    tls_cert_files_t files = {conf->admin_tls.cert, conf->admin_tls.key};
+    tls_server_conf_t tc = {
+        .certs = &files,
+        .ncerts = 1,
+        .profile = TLS_PROFILE_INTERMEDIATE,
+        .warn = admin_tls_warn,
+        .client_ca = conf->admin_tls.client_ca,
+    };
+    char err[1024] = "";
+    *ret = tls_server_new(&tc, err, sizeof(err));
+    if (!*ret) {
+        fprintf(errs, "admin: tls: %s\n", err);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 static void *control_main(void *arg)
@@ -307,6 +349,8 @@ void control_free(control_t *c)
     if (!c)
         return;
     admin_free(c->admin);
+    tls_server_free(c->admin_tls);
+    tls_server_free(c->pending_admin_tls);
     health_free(c->health);
     if (c->loop) {
         loop_timer_stop(c->loop, &c->failover_timer);

@@ -288,7 +288,6 @@ static void duration_format(uint64_t ms, char *out, size_t n)
 void conf_finish_root(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where)
 {
     conf_t *c = obj;
-    (void)ctx;
     (void)path;
     (void)where;
     if (c->workers == 0) { /* auto */
@@ -296,6 +295,8 @@ void conf_finish_root(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t 
         c->workers = n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
     }
     c->admin_enabled = c->admin_listen != NULL;
+    conf_mark_t m;
+    c->admin_tls.enabled = conf_ctx_mark_find(ctx, &c->admin_tls.enabled, CONF_MARK_MAP, &m);
 }
 
 void conf_finish_listener(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where)

@@ -249,12 +249,20 @@ typedef struct {
     size_t nroutes; /* >= 1 */
 } conf_listener_t;
 
+/* admin.tls: HTTPS on the admin listener, optionally with client certificates. */
+typedef struct {
+    bool enabled;     /* admin.tls written */
+    char *cert, *key; /* the admin listener's certificate and key */
+    char *client_ca;  /* admin.tls.client_ca: clients must present a certificate from these */
+} conf_admin_tls_t;
+
 typedef struct conf {
     char *path;        /* the file this generation came from */
     unsigned workers;  /* resolved: "auto" is the number of online CPUs */
     bool admin_enabled;
     char *admin_listen;
     sock_addr_t admin_addr;
+    conf_admin_tls_t admin_tls;
     char *access_log;  /* path, "-" for stdout, NULL when "off" */
     conf_client_ip_t client_ip;
     bool log_query;    /* log.query: keep the query string in the access log; false */

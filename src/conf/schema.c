@@ -53,12 +53,33 @@ static const char *const waf_mode_values[] = {"block", "detect", NULL};
 static const char *const retry_on_values[] = {"connect", "reset", "timeout", "500", "502", "503",
                                               "504", NULL};
 
+static const conf_key_t admin_tls_keys[] = {
+    {.name = "cert", .type = CONF_T_STRING, .flags = CONF_F_REQUIRED,
+     FIELD(conf_t, admin_tls.cert), .doc_example = "etc/tls/admin.crt",
+     .help = "PEM file with the admin listener's certificate, then its intermediates."},
+    {.name = "key", .type = CONF_T_STRING, .flags = CONF_F_REQUIRED,
+     FIELD(conf_t, admin_tls.key), .doc_example = "etc/tls/admin.key",
+     .help = "PEM file with its private key (not encrypted)."},
+    {.name = "client_ca", .type = CONF_T_STRING, FIELD(conf_t, admin_tls.client_ca),
+     .doc_example = "etc/tls/operators-ca.crt",
+     .help = "PEM file with the authorities whose client certificates are accepted; every "
+             "client must then present one (mutual TLS), or its handshake fails. Without it, "
+             "no client certificate is asked for."},
+    {0},
+};
+
 static const conf_key_t admin_keys[] = {
     {.name = "listen", .type = CONF_T_ADDRESS, .flags = CONF_F_OFF, .def = "127.0.0.1:9090",
      ADDRESS(conf_t, admin_listen, admin_addr),
      .help = "Address of the admin listener (metrics at /metrics, health at /healthz, the API "
              "under /api/v1/), or `off` for none. Keep it on loopback or a management network: "
              "it is not meant for the public."},
+    {.name = "tls", .type = CONF_T_MAP, .sub = admin_tls_keys, FIELD(conf_t, admin_tls.enabled),
+     .help = "HTTPS on the admin listener (TLS 1.2 and 1.3, the `intermediate` profile). "
+             "With `client_ca`, only clients with a certificate from those authorities get "
+             "past the handshake: the admin API can change pools and bans, so put it behind "
+             "client certificates when it is reachable beyond loopback. Read at start and at "
+             "each reload. Without it, plain HTTP."},
     {0},
 };
 

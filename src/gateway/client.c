@@ -886,13 +886,13 @@ static int tx_finish(client_t *c)
 static int client_send(client_t *c, const char *a, size_t alen, const char *b, size_t blen,
                        size_t *ret_sent)
 {
-    return stream_send(c->io.fd, &c->tls, &c->ready, a, alen, b, blen, ret_sent);
+    return tls_stream_send(c->io.fd, &c->tls, &c->ready, a, alen, b, blen, ret_sent);
 }
 
 /* From the client into c->in, in clear or through TLS. */
 static int client_read_in(client_t *c, int *ret_err)
 {
-    return stream_read(c->io.fd, &c->tls, &c->in, &c->ready, &c->eof, ret_err);
+    return tls_stream_read(c->io.fd, &c->tls, &c->in, &c->ready, &c->eof, ret_err);
 }
 
 /* Sends what is left of out, then up to body_len bytes from the front of
@@ -1320,7 +1320,7 @@ static int step_closing(client_t *c)
         buf_consume(&c->in, buf_len(&c->in));
         int err = 0;
         /* raw: what follows our close (and close_notify) is only discarded */
-        stream_read(c->io.fd, NULL, &c->in, &c->ready, &c->eof, &err);
+        tls_stream_read(c->io.fd, NULL, &c->in, &c->ready, &c->eof, &err);
         if (c->eof) {
             client_close(c);
             return CLOSED;

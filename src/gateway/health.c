@@ -221,7 +221,7 @@ static int request_send(health_check_t *c)
 {
     while (c->sent < c->request_len) {
         size_t n;
-        int r = stream_send(c->io.fd, &c->tls, &c->ready, c->request + c->sent,
+        int r = tls_stream_send(c->io.fd, &c->tls, &c->ready, c->request + c->sent,
                             c->request_len - c->sent, NULL, 0, &n);
         if (r == -EAGAIN)
             return 0;
@@ -243,7 +243,7 @@ static void response_read(health_check_t *c)
             check_fail(c, 0, "response too large");
             return;
         }
-        if (stream_read(c->io.fd, &c->tls, &c->in, &c->ready, &eof, &err) == STEP_IDLE)
+        if (!tls_stream_read(c->io.fd, &c->tls, &c->in, &c->ready, &eof, &err))
             return;
         if (err == -ENOSPC) {
             check_fail(c, 0, "response too large");

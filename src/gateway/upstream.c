@@ -226,12 +226,12 @@ int upstream_connect_step(upstream_t *u, char *why, size_t whylen)
 int upstream_send(upstream_t *u, const char *a, size_t alen, const char *b, size_t blen,
                   size_t *ret_sent)
 {
-    return stream_send(u->io.fd, &u->tls, &u->ready, a, alen, b, blen, ret_sent);
+    return tls_stream_send(u->io.fd, &u->tls, &u->ready, a, alen, b, blen, ret_sent);
 }
 
 int upstream_read(upstream_t *u, int *ret_err)
 {
-    return stream_read(u->io.fd, &u->tls, &u->in, &u->ready, &u->eof, ret_err);
+    return tls_stream_read(u->io.fd, &u->tls, &u->in, &u->ready, &u->eof, ret_err);
 }
 
 SSL_CTX *upstream_tls_ctx_new(const conf_pool_t *pc, char *err, size_t errlen)

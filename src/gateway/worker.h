@@ -311,14 +311,4 @@ int upstream_send(upstream_t *u, const char *a, size_t alen, const char *b, size
                   size_t *ret_sent);
 int upstream_read(upstream_t *u, int *ret_err);
 
-/* stream.c: one end of a proxied exchange, in clear (tls NULL or
- * tls->ssl NULL) or through TLS. stream_read: into b when ready and there
- * is room; STEP_PROGRESS when bytes came or the stream ended (*ret_eof, and
- * *ret_err if it ended in an error), STEP_IDLE when nothing could be read
- * now. stream_send: a[0,alen) then b[0,blen) as far as the socket takes:
- * 0 with *ret_sent, -EAGAIN, -errno. */
-int stream_read(int fd, tls_conn_t *tls, buf_t *b, loop_ready_t *r, bool *ret_eof, int *ret_err);
-int stream_send(int fd, tls_conn_t *tls, loop_ready_t *r, const char *a, size_t alen,
-                const char *b, size_t blen, size_t *ret_sent);
-
 #endif

@@ -385,8 +385,25 @@ static int server_index(tls_server_t *s)
     return 0;
 }
 
+/* Mutual TLS: a client must show a certificate that chains up to one of
+ * the authorities in file, whose names are also sent as the acceptable
+ * issuers so a client with several certificates picks the right one. */
+static int require_client_cert(SSL_CTX *ctx, const char *file, char *err, size_t errlen)
+{
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(file);
+    if (!names || SSL_CTX_load_verify_file(ctx, file) != 1) {
+        sk_X509_NAME_pop_free(names, X509_NAME_free);
+        tls_err_ossl(err, errlen, "%s: cannot load client certificate authorities", file);
+        return -EINVAL;
+    }
+    SSL_CTX_set_client_CA_list(ctx, names);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    return 0;
+}
+
 static SSL_CTX *server_ctx_new(tls_server_t *s, const tls_group_t *g, tls_profile_t profile,
-                               int min_version, bool legacy, char *err, size_t errlen)
+                               int min_version, bool legacy, const char *client_ca, char *err,
+                               size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
@@ -423,6 +440,8 @@ static SSL_CTX *server_ctx_new(tls_server_t *s, const tls_group_t *g, tls_profil
             goto fail;
         }
     }
+    if (client_ca && require_client_cert(ctx, client_ca, err, errlen) < 0)
+        goto fail;
     return ctx;
 fail:
     SSL_CTX_free(ctx);
@@ -458,7 +477,8 @@ tls_server_t *tls_server_new(const tls_server_conf_t *c, char *err, size_t errle
         tls_err(err, errlen, "tls: out of memory");
     for (size_t i = 0; r == 0 && i < s->ngroups; i++) {
         s->groups[i].ctx =
-            server_ctx_new(s, &s->groups[i], c->profile, min_version, c->allow_legacy, err, errlen);
+            server_ctx_new(s, &s->groups[i], c->profile, min_version, c->allow_legacy,
+                           c->client_ca, err, errlen);
         if (!s->groups[i].ctx)
             r = -EINVAL;
     }

@@ -83,6 +83,10 @@ typedef struct {
      * private root, names ignored, legacy protocol versions); may be NULL. */
     tls_warn_cb warn;
     void *warn_arg;
+    /* PEM file of the authorities whose client certificates are accepted:
+     * set, every client must present one that verifies against them, or the
+     * handshake fails (mutual TLS). NULL: no client certificates asked. */
+    const char *client_ca;
 } tls_server_conf_t;
 
 /* One listener's contexts and certificate index. Immutable after creation
@@ -211,5 +215,20 @@ void tls_io_close_notify(tls_conn_t *t);
 /* Frees OpenSSL's record buffers of an idle connection (about 34 KiB)
  * when nothing is buffered in them; they come back at the next I/O. */
 bool tls_io_trim(tls_conn_t *t);
+
+/* ---- stream.c: a socket's bytes, in clear (tls NULL, or tls->ssl NULL)
+ * or through TLS, for the loop's edge-triggered owners ---- */
+
+#include "core/buf.h"
+
+/* Into b, when r says readable and b has room: 1 when bytes came or the
+ * stream ended (*ret_eof, and *ret_err if it ended in an error), 0 when
+ * nothing can be read now. */
+int tls_stream_read(int fd, tls_conn_t *tls, buf_t *b, loop_ready_t *r, bool *ret_eof,
+                    int *ret_err);
+/* a[0,alen) then b[0,blen), as far as the socket takes now: 0 with
+ * *ret_sent, -EAGAIN, -errno. */
+int tls_stream_send(int fd, tls_conn_t *tls, loop_ready_t *r, const char *a, size_t alen,
+                    const char *b, size_t blen, size_t *ret_sent) __attribute__((warn_unused_result));
 
 #endif

@@ -1,8 +1,8 @@
-/* The two ends of a proxied exchange move bytes the same way: a socket read
- * into a buffer, or a write of two pieces (a head and body bytes) at once,
- * in clear or through TLS. Client connections and upstream connections
- * both come here, so a pool with `tls:` needs nothing of its own in the
- * proxy's state machine.
+/* A byte stream over a non-blocking socket, in clear or through TLS: a
+ * read into a buffer, or a write of two pieces (a head and body bytes) at
+ * once. Every connection Surety serves or opens moves its bytes here (the
+ * gateway's clients and upstreams, health checks, the admin listener), so
+ * TLS on any of them needs nothing of its own in their state machines.
  *
  * Readiness (loop_ready_t): in clear, a short read or write means the
  * socket is drained or full and the flag is cleared until the next edge;
@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include "gateway/worker.h"
+#include "tls/tls.h"
 
 static int read_plain(int fd, buf_t *b, loop_ready_t *r, bool *ret_eof, int *ret_err)
 {
@@ -24,19 +24,19 @@ static int read_plain(int fd, buf_t *b, loop_ready_t *r, bool *ret_eof, int *ret
          * until read() itself says end of stream. */
         if ((size_t)n < room_before && !r->hup)
             r->readable = false;
-        return STEP_PROGRESS;
+        return 1;
     }
     if (n == 0) {
         *ret_eof = true;
-        return STEP_PROGRESS;
+        return 1;
     }
     if (n == -EAGAIN) {
         r->readable = false;
-        return STEP_IDLE;
+        return 0;
     }
     *ret_err = (int)n;
     *ret_eof = true;
-    return STEP_PROGRESS;
+    return 1;
 }
 
 static int read_tls(tls_conn_t *t, buf_t *b, loop_ready_t *r, bool *ret_eof, int *ret_err)
@@ -44,30 +44,30 @@ static int read_tls(tls_conn_t *t, buf_t *b, loop_ready_t *r, bool *ret_eof, int
     if (buf_alloc(b) < 0) {
         *ret_err = -ENOMEM;
         *ret_eof = true;
-        return STEP_PROGRESS;
+        return 1;
     }
     if (buf_room(b) == 0)
         buf_compact(b);
     size_t n;
     int e = tls_io_read(t, r, b->data + b->tail, buf_room(b), &n);
     if (e == -EAGAIN)
-        return STEP_IDLE;
+        return 0;
     if (e < 0)
         *ret_err = e;
     if (e < 0 || n == 0) {
         *ret_eof = true;
-        return STEP_PROGRESS;
+        return 1;
     }
     b->tail += n;
-    return STEP_PROGRESS;
+    return 1;
 }
 
-int stream_read(int fd, tls_conn_t *tls, buf_t *b, loop_ready_t *r, bool *ret_eof, int *ret_err)
+int tls_stream_read(int fd, tls_conn_t *tls, buf_t *b, loop_ready_t *r, bool *ret_eof, int *ret_err)
 {
     if (!r->readable || *ret_eof)
-        return STEP_IDLE;
+        return 0;
     if (b->data && buf_free_space(b) == 0)
-        return STEP_IDLE;
+        return 0;
     if (tls && tls->ssl)
         return read_tls(tls, b, r, ret_eof, ret_err);
     return read_plain(fd, b, r, ret_eof, ret_err);
@@ -102,7 +102,7 @@ static int send_plain(int fd, bool *writable, const char *a, size_t alen, const 
     return 0;
 }
 
-int stream_send(int fd, tls_conn_t *tls, loop_ready_t *r, const char *a, size_t alen,
+int tls_stream_send(int fd, tls_conn_t *tls, loop_ready_t *r, const char *a, size_t alen,
                 const char *b, size_t blen, size_t *ret_sent)
 {
     *ret_sent = 0;
