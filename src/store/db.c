@@ -23,6 +23,7 @@
 #include "store/store_int.h"
 
 /* The 24 bucket columns of an SLI table. */
+/* clang-format off */
 #define B(n) "b" #n " BIGINT NOT NULL DEFAULT 0, "
 #define BCOLS                                                                                      \
     B(0) B(1) B(2) B(3) B(4) B(5) B(6) B(7) B(8) B(9) B(10) B(11) B(12) B(13) B(14) B(15) B(16)     \
@@ -54,6 +55,7 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE INDEX deliveries_alert_ts ON deliveries (alert, ts);"
     "CREATE INDEX deliveries_ts ON deliveries (ts);",
 };
+/* clang-format on */
 
 const char *const store_tables[STORE_NTABLES] = {
     "sli_raw", "sli_minute", "sli_hour", "sli_day", "probes", "states", "events", "deliveries",
@@ -149,8 +151,8 @@ static int set_pragmas(store_t *s, char *err, size_t errlen)
         return db_fail(err, errlen, s, db, "cannot set WAL mode");
     if (strcmp(mode, "wal") != 0)
         return fail(err, errlen, -EIO, s->path, "journal mode is %s, WAL refused", mode);
-    const char *sync = s->o.sync == STORE_SYNC_FULL ? "PRAGMA synchronous=FULL"
-                                                    : "PRAGMA synchronous=NORMAL";
+    const char *sync =
+        s->o.sync == STORE_SYNC_FULL ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
     if (sqlite3_exec(db, sync, NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_exec(db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL) != SQLITE_OK)
         return db_fail(err, errlen, s, db, "pragmas");
@@ -178,8 +180,9 @@ static int apply_migration(store_t *s, int version, const char *sql, char *err, 
 static int migrate(store_t *s, char *err, size_t errlen)
 {
     char text[32];
-    if (sqlite3_exec(s->wdb, "CREATE TABLE IF NOT EXISTS schema_version "
-                             "(version BIGINT PRIMARY KEY)",
+    if (sqlite3_exec(s->wdb,
+                     "CREATE TABLE IF NOT EXISTS schema_version "
+                     "(version BIGINT PRIMARY KEY)",
                      NULL, NULL, NULL) != SQLITE_OK ||
         query_text(s->wdb, "SELECT MAX(version) FROM schema_version", text, sizeof(text)) != 0)
         return db_fail(err, errlen, s, s->wdb, "schema version");
@@ -214,8 +217,8 @@ static int check_bounds(store_t *s, char *err, size_t errlen)
 {
     char want[STORE_BUCKETS_MAX * 26], have[sizeof(want) + 1];
     bounds_text(s, want, sizeof(want));
-    if (query_text(s->wdb, "SELECT value FROM meta WHERE key = 'sli_bounds'", have,
-                   sizeof(have)) != 0)
+    if (query_text(s->wdb, "SELECT value FROM meta WHERE key = 'sli_bounds'", have, sizeof(have)) !=
+        0)
         return db_fail(err, errlen, s, s->wdb, "reading meta");
     if (have[0] == '\0') {
         char sql[sizeof(want) + 80];

@@ -9,8 +9,7 @@
 
 #include "store/store_int.h"
 
-static const char *const res_tables[STORE_RES_N] = {"sli_raw", "sli_minute", "sli_hour",
-                                                     "sli_day"};
+static const char *const res_tables[STORE_RES_N] = {"sli_raw", "sli_minute", "sli_hour", "sli_day"};
 
 static str_t col_str(sqlite3_stmt *st, int i)
 {

@@ -3,7 +3,6 @@
  * bounded drain), the statistics and their Prometheus exposition. See
  * store.h for the contract and store_int.h for how the files divide. */
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,14 +185,12 @@ void store_metrics_write(store_t *s, prom_t *p)
 {
     store_stats_t st;
     store_stats_get(s, &st);
-    prom_family(p, "surety_store_queue_depth", PROM_GAUGE,
-                "Records waiting in the store's queue.");
+    prom_family(p, "surety_store_queue_depth", PROM_GAUGE, "Records waiting in the store's queue.");
     prom_gauge_u64(p, "surety_store_queue_depth", NULL, 0, st.queued);
     prom_family(p, "surety_store_dropped_total", PROM_COUNTER,
                 "Records refused because the store's queue was full.");
     prom_counter(p, "surety_store_dropped_total", NULL, 0, st.dropped);
-    prom_family(p, "surety_store_commits_total", PROM_COUNTER,
-                "Store transactions committed.");
+    prom_family(p, "surety_store_commits_total", PROM_COUNTER, "Store transactions committed.");
     prom_counter(p, "surety_store_commits_total", NULL, 0, st.commits);
     prom_family(p, "surety_store_commit_errors_total", PROM_COUNTER,
                 "Store transactions rolled back (retried).");

@@ -134,12 +134,12 @@ void store_close(store_t *s);
  * as '?' (PostgreSQL refuses them). Strings are copied. */
 
 typedef struct {
-    str_t source;             /* "listener:web", "route:api" */
-    int64_t ts;               /* unix seconds */
-    uint64_t requests;        /* in the interval */
-    uint64_t errors;          /* 5xx in the interval */
-    const uint64_t *buckets;  /* opts.nbuckets counts, each (bounds[i-1], bounds[i]] */
-    size_t nbuckets;          /* must equal opts.nbuckets */
+    str_t source;            /* "listener:web", "route:api" */
+    int64_t ts;              /* unix seconds */
+    uint64_t requests;       /* in the interval */
+    uint64_t errors;         /* 5xx in the interval */
+    const uint64_t *buckets; /* opts.nbuckets counts, each (bounds[i-1], bounds[i]] */
+    size_t nbuckets;         /* must equal opts.nbuckets */
 } store_sli_t;
 
 typedef struct {
@@ -233,20 +233,20 @@ int store_deliveries_list(store_t *s, const store_filter_t *f, store_delivery_cb
 extern const double store_commit_bounds[STORE_COMMIT_NBOUNDS];
 
 typedef struct {
-    uint64_t queued;       /* records waiting now */
-    uint64_t queued_bytes; /* their bytes (with the batch being written) */
-    uint64_t submitted;    /* records accepted by submit */
-    uint64_t dropped;      /* refused with -ENOBUFS */
-    uint64_t lost;         /* still queued when store_close() gave up */
-    uint64_t acked;        /* store_acked() */
-    uint64_t commits;      /* transactions committed */
+    uint64_t queued;        /* records waiting now */
+    uint64_t queued_bytes;  /* their bytes (with the batch being written) */
+    uint64_t submitted;     /* records accepted by submit */
+    uint64_t dropped;       /* refused with -ENOBUFS */
+    uint64_t lost;          /* still queued when store_close() gave up */
+    uint64_t acked;         /* store_acked() */
+    uint64_t commits;       /* transactions committed */
     uint64_t commit_errors; /* batches rolled back (retried) */
     uint64_t rows[STORE_KIND_N];
     uint64_t commit_buckets[STORE_COMMIT_NBOUNDS + 1]; /* per bucket; last: +Inf */
-    double commit_seconds;  /* sum */
-    uint64_t retention_runs;    /* passes finished */
-    uint64_t retention_deleted; /* rows deleted by them */
-    int64_t file_bytes;         /* the database file plus its WAL; -1 unknown */
+    double commit_seconds;                             /* sum */
+    uint64_t retention_runs;                           /* passes finished */
+    uint64_t retention_deleted;                        /* rows deleted by them */
+    int64_t file_bytes; /* the database file plus its WAL; -1 unknown */
 } store_stats_t;
 
 void store_stats_get(store_t *s, store_stats_t *out);

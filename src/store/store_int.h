@@ -84,7 +84,7 @@ struct store {
     sqlite3 *wdb; /* store thread */
     sqlite3_stmt *st[ST_N];
     sqlite3_stmt *del[STORE_NTABLES]; /* retention, one per table */
-    sqlite3 *rdb; /* under rmu */
+    sqlite3 *rdb;                     /* under rmu */
     pthread_mutex_t rmu;
 
     /* The queue: a ring of record pointers. */

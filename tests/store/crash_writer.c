@@ -69,8 +69,10 @@ static void submit_row(store_t *s, unsigned long long n)
     char subject[32];
     uint64_t seq, buckets[4] = {0};
     snprintf(subject, sizeof(subject), "%llu", n);
-    store_event_t e = {.ts = T0 + (int64_t)n, .kind = STR_LIT("crash"),
-                       .subject = str_cstr(subject), .detail = STR_LIT("{\"crash\":true}")};
+    store_event_t e = {.ts = T0 + (int64_t)n,
+                       .kind = STR_LIT("crash"),
+                       .subject = str_cstr(subject),
+                       .detail = STR_LIT("{\"crash\":true}")};
     while (p_count == PENDING_MAX) {
         print_acked(s);
         usleep(200);
@@ -78,11 +80,18 @@ static void submit_row(store_t *s, unsigned long long n)
     SUBMIT(s, store_event_submit, &e, &seq);
     pending[(p_head + p_count++) % PENDING_MAX] = (pending_t){seq, n};
     buckets[n % 4] = 1;
-    store_sli_t x = {.source = STR_LIT("crash"), .ts = T0 + (int64_t)n, .requests = 1,
-                     .errors = n % 2, .buckets = buckets, .nbuckets = 4};
+    store_sli_t x = {.source = STR_LIT("crash"),
+                     .ts = T0 + (int64_t)n,
+                     .requests = 1,
+                     .errors = n % 2,
+                     .buckets = buckets,
+                     .nbuckets = 4};
     SUBMIT(s, store_sli_submit, &x, NULL);
-    store_probe_t p = {.monitor = STR_LIT("crash"), .ts = T0 + (int64_t)n, .ok = n % 5 != 0,
-                       .latency_ms = (double)(n % 100), .detail = STR_LIT("crash test")};
+    store_probe_t p = {.monitor = STR_LIT("crash"),
+                       .ts = T0 + (int64_t)n,
+                       .ok = n % 5 != 0,
+                       .latency_ms = (double)(n % 100),
+                       .detail = STR_LIT("crash test")};
     SUBMIT(s, store_probe_submit, &p, NULL);
 }
 

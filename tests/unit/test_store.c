@@ -29,8 +29,8 @@
 #define T0 1795000000LL /* 2026-11-18T...; a multiple of 10, not of 60 */
 #define DAY (24 * 3600LL)
 
-static const double bounds[13] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                  0.5,   1,     2.5,  5,     10,  INFINITY};
+static const double bounds[13] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,     0.25,
+                                  0.5,   1,     2.5,  5,     10,   INFINITY};
 
 static char tmpdir[64];
 static char dbpath[128];
@@ -99,7 +99,9 @@ static void q_exec(const char *sql)
 
 static uint64_t event(store_t *s, int64_t ts, const char *kind, const char *subject)
 {
-    store_event_t e = {.ts = ts, .kind = str_cstr(kind), .subject = str_cstr(subject),
+    store_event_t e = {.ts = ts,
+                       .kind = str_cstr(kind),
+                       .subject = str_cstr(subject),
                        .detail = STR_LIT("{\"n\":1}")};
     uint64_t seq = 0;
     assert_int_equal(store_event_submit(s, &e, &seq), 0);
@@ -110,8 +112,12 @@ static uint64_t sli(store_t *s, const char *source, int64_t ts, uint64_t req, ui
                     const uint64_t *buckets)
 {
     uint64_t zero[13] = {0}, seq = 0;
-    store_sli_t x = {.source = str_cstr(source), .ts = ts, .requests = req, .errors = err,
-                     .buckets = buckets ? buckets : zero, .nbuckets = 13};
+    store_sli_t x = {.source = str_cstr(source),
+                     .ts = ts,
+                     .requests = req,
+                     .errors = err,
+                     .buckets = buckets ? buckets : zero,
+                     .nbuckets = 13};
     assert_int_equal(store_sli_submit(s, &x, &seq), 0);
     return seq;
 }
@@ -206,8 +212,8 @@ static int event_cb(void *data, const store_event_t *r)
 static int probe_cb(void *data, const store_probe_t *r)
 {
     seen_t *v = data;
-    snprintf(v->text[v->n], sizeof(v->text[0]), "%.*s|%d|%.1f|%zu:%.8s", STR_FMT(r->monitor),
-             r->ok, r->latency_ms, r->detail.len, r->detail.p);
+    snprintf(v->text[v->n], sizeof(v->text[0]), "%.*s|%d|%.1f|%zu:%.8s", STR_FMT(r->monitor), r->ok,
+             r->latency_ms, r->detail.len, r->detail.p);
     v->ts[v->n++] = r->ts;
     return 0;
 }
@@ -225,8 +231,7 @@ static int delivery_cb(void *data, const store_delivery_t *r)
 {
     seen_t *v = data;
     snprintf(v->text[v->n], sizeof(v->text[0]), "%.*s|%.*s|%.*s|%lld|%.*s", STR_FMT(r->alert),
-             STR_FMT(r->channel), STR_FMT(r->status), (long long)r->attempt,
-             STR_FMT(r->response));
+             STR_FMT(r->channel), STR_FMT(r->status), (long long)r->attempt, STR_FMT(r->response));
     v->ts[v->n++] = r->ts;
     return 0;
 }
@@ -237,7 +242,7 @@ static int stop_cb(void *data, const store_event_t *r)
     return ++*(int *)data == 2 ? 42 : 0;
 }
 
-static void test_submit_ack_and_read_back_every_kind(void **state)
+static void test_events_acked_in_order_and_listed_newest_first_with_filters(void **state)
 {
     (void)state;
     store_opts_t o = opts();
@@ -248,24 +253,7 @@ static void test_submit_ack_and_read_back_every_kind(void **state)
         assert_true(seq > prev);
         prev = seq;
     }
-    char big[STORE_TEXT_MAX + 100];
-    memset(big, 'x', sizeof(big));
-    big[0] = (char)0xff; /* not UTF-8 */
-    big[1] = '\0';
-    store_probe_t p = {.monitor = STR_LIT("home"), .ts = T0, .ok = true, .latency_ms = 12.5,
-                       .detail = str_from(big, sizeof(big))};
-    assert_int_equal(store_probe_submit(s, &p, NULL), 0);
-    p.ts = T0 + 10, p.ok = false, p.latency_ms = 0, p.monitor = STR_LIT("api"), p.detail = STR_LIT("timeout");
-    assert_int_equal(store_probe_submit(s, &p, NULL), 0);
-    store_state_t st = {.monitor = STR_LIT("home"), .ts = T0 + 20, .from = STR_LIT("up"),
-                        .to = STR_LIT("down")};
-    assert_int_equal(store_state_submit(s, &st, NULL), 0);
-    store_delivery_t d = {.ts = T0 + 30, .alert = STR_LIT("ops"), .channel = STR_LIT("webhook"),
-                          .status = STR_LIT("failed"), .attempt = 2,
-                          .response = STR_LIT("503 busy")};
-    assert_int_equal(store_delivery_submit(s, &d, &seq), 0);
     sync_all(s, seq);
-
     seen_t v = {0};
     store_filter_t f = {0};
     assert_int_equal(store_events_list(s, &f, event_cb, &v), 0);
@@ -284,8 +272,53 @@ static void test_submit_ack_and_read_back_every_kind(void **state)
     int calls = 0;
     f = (store_filter_t){0};
     assert_int_equal(store_events_list(s, &f, stop_cb, &calls), 42);
+    store_stats_t stats;
+    store_stats_get(s, &stats);
+    assert_int_equal(stats.rows[STORE_KIND_EVENT], 5);
+    assert_int_equal(stats.submitted, 5);
+    assert_int_equal(stats.acked, 5);
+    assert_true(stats.file_bytes > 0);
+    store_close(s);
+}
 
-    memset(&v, 0, sizeof(v));
+/* A probe with a long, not-UTF-8 detail and one without; a state change; a
+ * delivery. */
+static uint64_t submit_other_kinds(store_t *s)
+{
+    char big[STORE_TEXT_MAX + 100];
+    memset(big, 'x', sizeof(big));
+    big[0] = (char)0xff; /* not UTF-8 */
+    big[1] = '\0';
+    store_probe_t p = {.monitor = STR_LIT("home"),
+                       .ts = T0,
+                       .ok = true,
+                       .latency_ms = 12.5,
+                       .detail = str_from(big, sizeof(big))};
+    assert_int_equal(store_probe_submit(s, &p, NULL), 0);
+    p = (store_probe_t){.monitor = STR_LIT("api"), .ts = T0 + 10, .detail = STR_LIT("timeout")};
+    assert_int_equal(store_probe_submit(s, &p, NULL), 0);
+    store_state_t st = {
+        .monitor = STR_LIT("home"), .ts = T0 + 20, .from = STR_LIT("up"), .to = STR_LIT("down")};
+    assert_int_equal(store_state_submit(s, &st, NULL), 0);
+    store_delivery_t d = {.ts = T0 + 30,
+                          .alert = STR_LIT("ops"),
+                          .channel = STR_LIT("webhook"),
+                          .status = STR_LIT("failed"),
+                          .attempt = 2,
+                          .response = STR_LIT("503 busy")};
+    uint64_t seq = 0;
+    assert_int_equal(store_delivery_submit(s, &d, &seq), 0);
+    return seq;
+}
+
+static void test_probes_states_and_deliveries_read_back_cut_and_cleaned(void **state)
+{
+    (void)state;
+    store_opts_t o = opts();
+    store_t *s = open_ok(&o);
+    sync_all(s, submit_other_kinds(s));
+    seen_t v = {0};
+    store_filter_t f = {0};
     assert_int_equal(store_probes_list(s, &f, probe_cb, &v), 0);
     assert_int_equal(v.n, 2);
     assert_string_equal(v.text[0], "api|0|0.0|7:timeout");
@@ -308,11 +341,9 @@ static void test_submit_ack_and_read_back_every_kind(void **state)
 
     store_stats_t stats;
     store_stats_get(s, &stats);
-    assert_int_equal(stats.rows[STORE_KIND_EVENT], 5);
     assert_int_equal(stats.rows[STORE_KIND_PROBE], 2);
-    assert_int_equal(stats.submitted, 9);
-    assert_int_equal(stats.acked, 9);
-    assert_true(stats.file_bytes > 0);
+    assert_int_equal(stats.rows[STORE_KIND_STATE], 1);
+    assert_int_equal(stats.rows[STORE_KIND_DELIVERY], 1);
     store_close(s);
 }
 
@@ -399,22 +430,36 @@ static void test_rollups_sum_samples_into_minutes_hours_and_days(void **state)
     assert_int_equal(rows[1].requests, 100);
     assert_int_equal(rows[1].errors, 50);
 
+    store_close(s);
+}
+
+static void test_sli_load_is_half_open_bounded_and_adds_same_second(void **state)
+{
+    (void)state;
+    store_opts_t o = opts();
+    store_t *s = open_ok(&o);
+    const int64_t D = (T0 / DAY) * DAY;
+    store_sli_row_t rows[16];
+    size_t n = 0;
+    str_t web = STR_LIT("listener:web");
+    for (int i = 0; i < 6; i++)
+        sli(s, "listener:web", D + 60 + 10 * i, 10, 1, NULL);
+    sli(s, "listener:web", D + 3599, 5, 5, NULL);
+    sync_all(s, sli(s, "route:api", D + 60, 1000, 0, NULL));
     /* The range is half-open and max bounds the rows. */
     assert_int_equal(store_sli_load(s, web, STORE_RES_MINUTE, D + 60, D + 3540, rows, 16, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(store_sli_load(s, web, STORE_RES_RAW, D, D + DAY, rows, 2, &n), 0);
     assert_int_equal(n, 2);
-    assert_int_equal(store_sli_load(s, STR_LIT("route:api"), STORE_RES_DAY, 0, INT64_MAX, rows,
-                                    16, &n),
-                     0);
+    assert_int_equal(
+        store_sli_load(s, STR_LIT("route:api"), STORE_RES_DAY, 0, INT64_MAX, rows, 16, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(rows[0].requests, 1000);
 
     /* The same source and second twice adds up (a clock stepped back). */
     sync_all(s, sli(s, "route:api", D + 60, 1, 1, NULL));
-    assert_int_equal(store_sli_load(s, STR_LIT("route:api"), STORE_RES_RAW, 0, INT64_MAX, rows,
-                                    16, &n),
-                     0);
+    assert_int_equal(
+        store_sli_load(s, STR_LIT("route:api"), STORE_RES_RAW, 0, INT64_MAX, rows, 16, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(rows[0].requests, 1001);
     store_close(s);
@@ -438,8 +483,13 @@ static void test_retention_deletes_only_expired_rows_per_kind(void **state)
 {
     (void)state;
     store_opts_t o = opts();
-    o.retention = (store_retention_t){.raw = 100, .minute = 1000, .hour = 10000, .day = 0,
-                                      .probes = 50, .states = 0, .events = 500,
+    o.retention = (store_retention_t){.raw = 100,
+                                      .minute = 1000,
+                                      .hour = 10000,
+                                      .day = 0,
+                                      .probes = 50,
+                                      .states = 0,
+                                      .events = 500,
                                       .deliveries = 5};
     o.retention_batch = 3; /* several statements per table */
     store_t *s = open_ok(&o);
@@ -452,8 +502,8 @@ static void test_retention_deletes_only_expired_rows_per_kind(void **state)
     for (int i = 0; i < 10; i++) {
         store_probe_t p = {.monitor = STR_LIT("m"), .ts = now - 10 * i, .ok = true};
         store_state_t st = {.monitor = STR_LIT("m"), .ts = now - 1000 * i, .to = STR_LIT("up")};
-        store_delivery_t d = {.ts = now - i, .alert = STR_LIT("a"), .channel = STR_LIT("c"),
-                              .status = STR_LIT("ok")};
+        store_delivery_t d = {
+            .ts = now - i, .alert = STR_LIT("a"), .channel = STR_LIT("c"), .status = STR_LIT("ok")};
         assert_int_equal(store_probe_submit(s, &p, NULL), 0);
         assert_int_equal(store_state_submit(s, &st, NULL), 0);
         assert_int_equal(store_delivery_submit(s, &d, NULL), 0);
@@ -646,10 +696,14 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_refuses_other_buckets_and_non_databases, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_submit_ack_and_read_back_every_kind, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_events_acked_in_order_and_listed_newest_first_with_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probes_states_and_deliveries_read_back_cut_and_cleaned,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_refuses_bad_records, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rollups_sum_samples_into_minutes_hours_and_days,
+        cmocka_unit_test_setup_teardown(test_rollups_sum_samples_into_minutes_hours_and_days, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sli_load_is_half_open_bounded_and_adds_same_second,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_deletes_only_expired_rows_per_kind, setup,
                                         teardown),
