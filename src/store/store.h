@@ -197,7 +197,7 @@ int store_wait(store_t *s, uint64_t seq, uint32_t timeout_ms);
 
 /* SLI rows of source with from <= ts < to at resolution res, oldest first,
  * at most max into rows; *ret_n is how many. Buckets past opts.nbuckets are
- * 0. 0, -EINVAL, -EIO (with the SQLite message dropped: see stats). */
+ * 0. 0, -EINVAL or -EIO. */
 typedef struct {
     int64_t ts;
     uint64_t requests, errors;

@@ -184,11 +184,12 @@ static void write_batch(store_t *s, size_t n)
         s->failing = true;
         if (past_deadline(s))
             break;
+        /* Producers' and close's signals may end the wait early; a retry
+         * sooner than RETRY_MS is harmless, a busy loop is not. */
         struct timespec dl;
         deadline_after(&dl, RETRY_MS);
         pthread_mutex_lock(&s->mu);
-        if (!s->stop)
-            pthread_cond_timedwait(&s->cv, &s->mu, &dl);
+        pthread_cond_timedwait(&s->cv, &s->mu, &dl);
         pthread_mutex_unlock(&s->mu);
     }
     if (ok && s->failing) {

@@ -5,7 +5,8 @@
  * limits, text cut and cleaned); the minute/hour/day rollups against sums
  * worked out by hand; retention deleting only expired rows, per kind, by the
  * caller's clock; a full queue refusing with -ENOBUFS and counting, and
- * close draining it; four threads submitting at once; the metrics.
+ * close draining it; a batch refused by a lock retried and acknowledged
+ * only once committed; four threads submitting at once; the metrics.
  *
  * Tests inspect the file through their own SQLite connection, as an
  * operator's sqlite3 would. */
@@ -610,6 +611,36 @@ static void test_byte_budget_bounds_the_queue(void **state)
     assert_int_equal(q_int("SELECT COUNT(*) FROM events"), 3);
 }
 
+/* Another process holds the write lock: the batch fails, is not
+ * acknowledged, and commits once the lock is gone. */
+static void test_batch_is_retried_and_acked_only_once_committed(void **state)
+{
+    (void)state;
+    store_opts_t o = opts();
+    o.busy_timeout_ms = 20;
+    store_t *s = open_ok(&o);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO meta VALUES ('x', 'y')", NULL, NULL, NULL),
+        SQLITE_OK);
+    uint64_t seq = event(s, T0, "k", "s");
+    store_stats_t st;
+    for (int i = 0; i < 500; i++) {
+        store_stats_get(s, &st);
+        if (st.commit_errors > 0)
+            break;
+        usleep(2000);
+    }
+    assert_true(st.commit_errors > 0);
+    assert_int_equal(store_acked(s), 0);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    sync_all(s, seq);
+    store_close(s);
+    assert_int_equal(q_int("SELECT COUNT(*) FROM events"), 1);
+}
+
 #define NTHREADS 4
 #define PER_THREAD 5000
 
@@ -711,6 +742,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_queue_refuses_counts_and_close_drains, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_byte_budget_bounds_the_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_is_retried_and_acked_only_once_committed, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_threads_submit_at_once_and_every_row_arrives, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_commit_callback_reports_acked, setup, teardown),
