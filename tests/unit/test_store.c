@@ -554,6 +554,30 @@ static void test_retention_runs_by_submitted_time(void **state)
 
 /* ---- the queue ---- */
 
+/* `promtool check metrics` finds nothing to say about page (skipped when
+ * promtool is not installed). */
+static void promtool_check(const char *page)
+{
+    if (system("command -v promtool >/dev/null 2>&1") != 0) {
+        print_message("promtool not found: not checking the metrics page\n");
+        return;
+    }
+    char path[192], cmd[320], out[4096] = "";
+    snprintf(path, sizeof(path), "%s/metrics.txt", tmpdir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(page, f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", path);
+    f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, sizeof(out) - 1, f);
+    out[n] = '\0';
+    int status = pclose(f);
+    if (status != 0 || n != 0)
+        fail_msg("promtool check metrics (status %d):\n%s", status, out);
+}
+
 static void test_full_queue_refuses_counts_and_close_drains(void **state)
 {
     (void)state;
@@ -585,6 +609,7 @@ static void test_full_queue_refuses_counts_and_close_drains(void **state)
     assert_non_null(strstr(text, "surety_store_dropped_total 2\n"));
     assert_non_null(strstr(text, "surety_store_rows_written_total{kind=\"event\"} 0\n"));
     assert_non_null(strstr(text, "surety_store_commit_seconds_count 0\n"));
+    promtool_check(text);
     free(text);
     prom_free(p);
 
