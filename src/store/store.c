@@ -55,7 +55,7 @@ static int check_opts(const store_opts_t *o, char *err, size_t errlen)
     else if (o->nbuckets < 1 || o->nbuckets > STORE_BUCKETS_MAX || !o->bucket_bounds)
         what = "bucket count out of range";
     else if (o->queue_max < 1 || o->queue_max > STORE_QUEUE_MAX || o->batch_max < 1 ||
-             o->queue_bytes_max < 1 || o->retention_batch < 1)
+             o->batch_max > STORE_QUEUE_MAX || o->queue_bytes_max < 1 || o->retention_batch < 1)
         what = "queue, batch or retention batch size out of range";
     for (size_t i = 1; !what && i < o->nbuckets; i++)
         if (!(o->bucket_bounds[i] > o->bucket_bounds[i - 1]))

@@ -88,7 +88,7 @@ typedef struct {
     uint32_t busy_timeout_ms;  /* default 5000 */
     size_t queue_max;          /* records queued at most; default 65536, <= STORE_QUEUE_MAX */
     size_t queue_bytes_max;    /* bytes queued at most (records + text); default 64 MiB */
-    size_t batch_max;          /* records per transaction at most; default 4096 */
+    size_t batch_max;          /* records per transaction; default 4096, <= STORE_QUEUE_MAX */
     uint32_t commit_ms;        /* a batch waits at most this long for more; default 100 */
     uint32_t close_timeout_ms; /* store_close() drains for at most this long; default 5000 */
     /* Upper bounds of the SLI latency buckets, strictly increasing (the last
