@@ -134,7 +134,8 @@ static void objective_put(FILE *out, const conf_t *conf, const conf_objective_t 
     slo_scaled_rule_t rules[SLO_NRULES];
     uint32_t win[2 * SLO_NRULES];
     char range[32];
-    double budget = 1.0 - o->target;
+    /* From the parts per million as written: 0.001, not 0.0010000000000000009. */
+    double budget = (1000000.0 - o->target_ppm) / 1000000.0;
 
     slo_rules_scale(o->window_ms, rules);
     size_t nwin = windows_of(rules, win);
