@@ -10,7 +10,6 @@
 #include "conf/conf_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,9 +165,8 @@ void conf_check_host_port(conf_ctx_t *ctx, const char *path, char *value, conf_m
     char q[CONF_QUOTE_MAX];
     if (host_port_ok(value, strlen(value)))
         return;
-    conf_ctx_error(ctx, m,
-                   "%s: expected host:port like db.example.com:5432 or [::1]:5432, got %s", path,
-                   QNAME(q, value));
+    conf_ctx_error(ctx, m, "%s: expected host:port like db.example.com:5432 or [::1]:5432, got %s",
+                   path, QNAME(q, value));
 }
 
 void conf_check_dns_name(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m)
@@ -225,7 +223,6 @@ void conf_parse_slo_source(conf_ctx_t *ctx, const char *path, const conf_key_t *
         o->source_kind = kinds[i].kind;
         return;
     }
-    (void)k;
     conf_quote(q, sizeof(q), s, len);
     conf_ctx_error(ctx, m, "%s: expected %s, got %s", path, k->expect, q);
 }
@@ -266,19 +263,22 @@ void conf_parse_timestamp(conf_ctx_t *ctx, const char *path, const conf_key_t *k
     conf_ctx_error(ctx, m, "%s: expected %s, got %s", path, k->expect, q);
 }
 
-/* The file at path must be readable now (a secret the process needs
- * later); it is opened and closed, not kept. */
+/* The file at path must be a readable regular file now (a secret the
+ * process reads later). It is not opened: a check must not have the side
+ * effects opening a device can have. */
 static void check_readable(conf_ctx_t *ctx, const char *path, const char *key, const char *file,
                            conf_mark_t m)
 {
     char q[CONF_QUOTE_MAX];
     struct stat st;
-    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    int err = fd < 0 ? errno : 0;
-    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
-        err = EISDIR;
-    if (fd >= 0)
-        close(fd);
+    int err = 0;
+
+    if (stat(file, &st) < 0)
+        err = errno;
+    else if (!S_ISREG(st.st_mode))
+        conf_ctx_error(ctx, m, "%s.%s: %s is not a regular file", path, key, QNAME(q, file));
+    else if (access(file, R_OK) < 0)
+        err = errno;
     if (err)
         conf_ctx_error(ctx, m, "%s.%s: cannot read %s: %s", path, key, QNAME(q, file),
                        strerror(err));
@@ -332,8 +332,8 @@ void conf_finish_objective(conf_ctx_t *ctx, const char *path, void *obj, conf_ma
     if (!written(ctx, &o->kind))
         return; /* missing or wrong: already reported */
     if (o->kind == CONF_SLO_LATENCY && !written(ctx, &o->threshold_ms))
-        conf_ctx_error(ctx, mark_or(ctx, &o->kind, where),
-                       "%s: kind: latency needs a threshold", path);
+        conf_ctx_error(ctx, mark_or(ctx, &o->kind, where), "%s: kind: latency needs a threshold",
+                       path);
     if (o->kind == CONF_SLO_AVAILABILITY && written(ctx, &o->threshold_ms))
         conf_ctx_error(ctx, mark_or(ctx, &o->threshold_ms, where),
                        "%s: threshold is only used with kind: latency", path);
@@ -362,8 +362,8 @@ void conf_finish_alert(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t
     if (a->email_enabled)
         finish_email(ctx, path, a, where);
     if (a->email_enabled && written(ctx, &a->webhook))
-        conf_ctx_error(ctx, email_m,
-                       "%s: webhook and email cannot both be set: define two alerts", path);
+        conf_ctx_error(ctx, email_m, "%s: webhook and email cannot both be set: define two alerts",
+                       path);
     else if (!a->email_enabled && !written(ctx, &a->webhook))
         conf_ctx_error(ctx, where, "%s: one of webhook or email is required", path);
     if (a->webhook && !a->secret_file && !written(ctx, &a->secret_file))
@@ -385,8 +385,7 @@ void conf_finish_maintenance(conf_ctx_t *ctx, const char *path, void *obj, conf_
     w->objectives_all = w->nobjectives == 0;
     /* Only when both parsed: a bad one has its own message. */
     if (w->start_s && w->end_s && w->end_s <= w->start_s)
-        conf_ctx_error(ctx, mark_or(ctx, &w->end_s, where), "%s: end must be after start",
-                       path);
+        conf_ctx_error(ctx, mark_or(ctx, &w->end_s, where), "%s: end must be after start", path);
 }
 
 /* ---- objective sources, once every name is known */
@@ -442,7 +441,8 @@ static void source_missing(conf_ctx_t *ctx, const conf_objective_t *o, conf_mark
         conf_ctx_error(ctx, m, "objective %s names %s %s, which does not exist; %ss%s are: %s",
                        QNAME(qo, o->name), what, qn, what, in, names);
     else
-        conf_ctx_error(ctx, m, "objective %s names %s %s, which does not exist; no %ss%s are "
+        conf_ctx_error(ctx, m,
+                       "objective %s names %s %s, which does not exist; no %ss%s are "
                        "defined",
                        QNAME(qo, o->name), what, qn, what, in);
 }
@@ -470,8 +470,8 @@ static void resolve_source(conf_ctx_t *ctx, conf_objective_t *o, conf_mark_t m)
         o->route = find_name(l->routes, l->nroutes, route_name_cb, slash + 1, strlen(slash + 1));
         if (o->route == SIZE_MAX) {
             snprintf(in, sizeof(in), " of listener %s", QNAME(q, l->name));
-            source_missing(ctx, o, m, "route", slash + 1, strlen(slash + 1), l->routes,
-                           l->nroutes, route_name_cb, in);
+            source_missing(ctx, o, m, "route", slash + 1, strlen(slash + 1), l->routes, l->nroutes,
+                           route_name_cb, in);
         }
         return;
     }

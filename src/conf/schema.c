@@ -748,8 +748,8 @@ static const conf_key_t alert_email_keys[] = {
      .doc_example = "surety", .help = "User name for SMTP authentication; without it, none."},
     {.name = "password_file", .type = CONF_T_STRING, FIELD(conf_alert_t, email.password_file),
      .doc_example = "etc/smtp.password",
-     .help = "File holding the SMTP password (with `username`); it must be readable when the "
-             "file is checked."},
+     .help = "File holding the SMTP password (with `username`); it must be a readable "
+             "regular file when the configuration is checked."},
     {0},
 };
 
@@ -761,7 +761,8 @@ static const conf_key_t alert_keys[] = {
     {.name = "secret_file", .type = CONF_T_STRING, FIELD(conf_alert_t, secret_file),
      .doc_example = "etc/hook.secret",
      .help = "File holding the key of the HMAC-SHA256 signature of each webhook call; "
-             "required with `webhook`, and it must be readable when the file is checked."},
+             "required with `webhook`; it must be a readable regular file when the "
+             "configuration is checked."},
     {.name = "email", .type = CONF_T_MAP, .sub = alert_email_keys,
      FIELD(conf_alert_t, email_enabled), .help = "Send notifications by email."},
     {.name = "repeat", .type = CONF_T_DURATION, .def = "4h", .min = "1m", .max = "7d",

@@ -25,10 +25,10 @@ const slo_rule_t slo_rules[SLO_NRULES] = {
 
 struct slo_series {
     uint64_t window_ms;
-    uint32_t n;    /* slots: minutes of the full window */
-    int64_t head;  /* newest minute; INT64_MIN: none yet */
-    uint32_t win[SLO_NWINDOWS];     /* minutes of each kept window, 1..n */
-    slo_count_t sum[SLO_NWINDOWS];  /* its running sum, ending at head */
+    uint32_t n;                    /* slots: minutes of the full window */
+    int64_t head;                  /* newest minute; INT64_MIN: none yet */
+    uint32_t win[SLO_NWINDOWS];    /* minutes of each kept window, 1..n */
+    slo_count_t sum[SLO_NWINDOWS]; /* its running sum, ending at head */
     slo_scaled_rule_t rules[SLO_NRULES];
     int64_t *minute;   /* the minute each slot holds; INT64_MIN: none */
     slo_count_t *slot; /* its counts */

@@ -96,10 +96,10 @@ extern const slo_rule_t slo_rules[SLO_NRULES];
  * one (docs/slo.md lists what that means for short windows). */
 typedef struct {
     slo_severity_t severity;
-    double threshold;        /* burn rate that fires: 14.4, 6, 3, 1 */
-    uint64_t long_ms;        /* scaled, exact: 1h x 7d/30d = 14m */
-    uint64_t short_ms;       /* scaled, exact: 5m x 7d/30d = 70s */
-    uint32_t long_minutes;   /* what the series sums: rounded, >= 1 */
+    double threshold;      /* burn rate that fires: 14.4, 6, 3, 1 */
+    uint64_t long_ms;      /* scaled, exact: 1h x 7d/30d = 14m */
+    uint64_t short_ms;     /* scaled, exact: 5m x 7d/30d = 70s */
+    uint32_t long_minutes; /* what the series sums: rounded, >= 1 */
     uint32_t short_minutes;
 } slo_scaled_rule_t;
 
@@ -178,14 +178,14 @@ typedef struct {
 } slo_rule_state_t;
 
 typedef struct {
-    slo_count_t window;      /* the full window's counts */
-    double sli;              /* over the full window */
-    bool no_data;            /* no events in the full window */
-    double budget_remaining; /* fraction, may be negative */
+    slo_count_t window;         /* the full window's counts */
+    double sli;                 /* over the full window */
+    bool no_data;               /* no events in the full window */
+    double budget_remaining;    /* fraction, may be negative */
     double burn[SLO_NREPORTED]; /* 5m, 30m, 1h, 2h, 6h, 1d, 3d (clamped to the window) */
     slo_rule_state_t rules[SLO_NRULES];
-    unsigned firing;         /* bit r: rules[r] fires */
-    bool page, ticket;       /* some page (ticket) rule fires */
+    unsigned firing;   /* bit r: rules[r] fires */
+    bool page, ticket; /* some page (ticket) rule fires */
 } slo_status_t;
 
 /* Moves s to now (unix minutes) and evaluates the objective of target in

@@ -65,8 +65,8 @@ static void selector_format(const conf_t *conf, const conf_objective_t *o, char 
 /* The error ratio of o over range, as one PromQL expression. */
 static void expr_put(FILE *out, const conf_t *conf, const conf_objective_t *o, const char *range)
 {
-    const char *family = o->source_kind == CONF_SLO_SOURCE_ROUTE ? "surety_route" :
-                                                                   "surety_listener";
+    const char *family =
+        o->source_kind == CONF_SLO_SOURCE_ROUTE ? "surety_route" : "surety_listener";
     char sel[256], le[32];
 
     selector_format(conf, o, sel, sizeof(sel));
@@ -125,8 +125,8 @@ static void alert_put(FILE *out, const conf_objective_t *o, const slo_scaled_rul
             "        annotations:\n"
             "          summary: 'Objective %s is burning its error budget %gx too fast "
             "over %s and %s'\n",
-            lr, o->name, r->threshold, budget, sr, o->name, r->threshold, budget, sev, o->name,
-            lr, sr, o->name, r->threshold, lr, sr);
+            lr, o->name, r->threshold, budget, sr, o->name, r->threshold, budget, sev, o->name, lr,
+            sr, o->name, r->threshold, lr, sr);
 }
 
 static void objective_put(FILE *out, const conf_t *conf, const conf_objective_t *o)

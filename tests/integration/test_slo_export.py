@@ -78,13 +78,16 @@ def test_exporter_refuses_a_bad_file_with_its_position(tmp_path):
     bad = CONFIG.replace("threshold: 300ms", "threshold: 120ms")
     if not os.path.exists(TOOL):
         pytest.fail("%s does not exist" % TOOL)
+    secret = tmp_path / "hook.secret"
+    secret.write_text("k3y\n")
     conf = tmp_path / "surety.yaml"
-    conf.write_text(bad.replace("SECRET", "/dev/null"))
+    conf.write_text(bad.replace("SECRET", str(secret)))
     r = subprocess.run([TOOL, str(conf)], capture_output=True, text=True, timeout=30)
     assert r.returncode == 1
     assert r.stdout == ""
     assert r.stderr.startswith("%s:12:62: objective 'latency': threshold 120ms is not a bound"
                                % conf), r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr
 
 
 # 2% of the requests of listener web fail: a burn rate of 20 against 99.9%,

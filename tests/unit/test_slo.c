@@ -39,8 +39,7 @@ static void feed(slo_series_t *s, int64_t end, uint32_t n, uint64_t total, uint6
  * window, ending at T0, bad of them bad in each minute from bad_from
  * minutes ago (excluded) to bad_to minutes ago (included): (60, 0) is the
  * last hour. */
-static slo_series_t *traffic(uint32_t window_days, uint32_t bad_from, uint32_t bad_to,
-                             uint64_t bad)
+static slo_series_t *traffic(uint32_t window_days, uint32_t bad_from, uint32_t bad_to, uint64_t bad)
 {
     slo_series_t *s = slo_series_new(window_days * DAY_MS);
     assert_non_null(s);
@@ -71,8 +70,7 @@ static void test_workbook_budget_is_43_2_minutes_and_2_percent_in_1h_is_14_4(voi
     double burn = slo_burn_rate(hour, 0.999);
     assert_near(burn, 14.4);
     assert_true(slo_burn_at_least(burn, 14.4));
-    assert_false(slo_burn_at_least(slo_burn_rate((slo_count_t){60000 - 863, 60000}, 0.999),
-                                   14.4));
+    assert_false(slo_burn_at_least(slo_burn_rate((slo_count_t){60000 - 863, 60000}, 0.999), 14.4));
     /* At that rate the whole budget lasts 30d / 14.4 = 50 hours. */
     assert_near(30 * 24 / burn, 50);
 }
