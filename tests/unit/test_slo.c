@@ -180,6 +180,27 @@ static void test_page_1h_5m_needs_both_windows(void **state)
     slo_series_free(s);
 }
 
+/* Time passing without events: the short window empties first, so the
+ * page stops 5 minutes after the errors do, while the long window still
+ * remembers them. */
+static void test_page_stops_when_the_short_window_is_clean(void **state)
+{
+    (void)state;
+    slo_series_t *s = traffic(30, 60, 0, 144);
+    slo_status_t st;
+    assert_int_equal(slo_evaluate(s, T0 + 4, 0.999, &st), 0);
+    assert_int_equal(st.firing, 1u << 0); /* minute T0 is still in the last 5 */
+    assert_int_equal(slo_evaluate(s, T0 + 5, 0.999, &st), 0);
+    assert_int_equal(st.firing, 0);
+    assert_near(st.rules[0].short_burn, 0);
+    assert_near(st.rules[0].long_burn, 14.4); /* 55 minutes of 14.4, no others */
+    assert_int_equal(slo_series_head(s), T0 + 5);
+    /* Evaluating an earlier minute changes nothing. */
+    assert_int_equal(slo_evaluate(s, T0, 0.999, &st), 0);
+    assert_int_equal(slo_series_head(s), T0 + 5);
+    slo_series_free(s);
+}
+
 static void test_page_6h_30m_fires_at_6_and_not_below(void **state)
 {
     (void)state;
@@ -378,6 +399,7 @@ int main(void)
         cmocka_unit_test(test_rules_scale_to_a_7_day_window),
         cmocka_unit_test(test_page_1h_5m_fires_at_14_4_and_not_below),
         cmocka_unit_test(test_page_1h_5m_needs_both_windows),
+        cmocka_unit_test(test_page_stops_when_the_short_window_is_clean),
         cmocka_unit_test(test_page_6h_30m_fires_at_6_and_not_below),
         cmocka_unit_test(test_ticket_1d_2h_fires_at_3_and_not_below),
         cmocka_unit_test(test_ticket_3d_6h_fires_at_1_and_not_below),
