@@ -270,7 +270,7 @@ static void size_format(size_t v, char *out, size_t n)
 }
 
 /* "2s" rather than "2000ms" when it is exact. */
-static void duration_format(uint64_t ms, char *out, size_t n)
+void conf_duration_format(uint64_t ms, char *out, size_t n)
 {
     static const struct {
         uint64_t ms;
@@ -297,6 +297,13 @@ void conf_finish_root(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t 
     c->admin_enabled = c->admin_listen != NULL;
     conf_mark_t m;
     c->admin_tls.enabled = conf_ctx_mark_find(ctx, &c->admin_tls.enabled, CONF_MARK_MAP, &m);
+    if (!c->store.sqlite && c->data_dir) {
+        size_t n = strlen(c->data_dir) + sizeof("/surety.db");
+        if (!(c->store.sqlite = conf_arena_alloc(ctx->arena, n)))
+            conf_ctx_nomem(ctx);
+        else
+            snprintf(c->store.sqlite, n, "%s/surety.db", c->data_dir);
+    }
 }
 
 void conf_finish_listener(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where)
@@ -454,8 +461,8 @@ static void server_dup(size_t first, size_t j, void *arg)
 /* Two durations of one object where the first must be below (strict) or
  * at most the second: reported at whichever was written, the first if
  * both. */
-static void check_order(conf_ctx_t *ctx, const char *path, conf_mark_t where, const uint64_t *a,
-                        const char *aname, const uint64_t *b, const char *bname, bool strict)
+void conf_check_order(conf_ctx_t *ctx, const char *path, conf_mark_t where, const uint64_t *a,
+                      const char *aname, const uint64_t *b, const char *bname, bool strict)
 {
     char as[32], bs[32];
     conf_mark_t m;
@@ -464,8 +471,8 @@ static void check_order(conf_ctx_t *ctx, const char *path, conf_mark_t where, co
         return;
     if (!conf_ctx_mark_find(ctx, a, CONF_MARK_VALUE, &m))
         m = mark_or(ctx, b, where);
-    duration_format(*a, as, sizeof(as));
-    duration_format(*b, bs, sizeof(bs));
+    conf_duration_format(*a, as, sizeof(as));
+    conf_duration_format(*b, bs, sizeof(bs));
     conf_ctx_error(ctx, m, "%s: %s (%s) must be %s %s (%s)", path, aname, as,
                    strict ? "less than" : "at most", bname, bs);
 }
@@ -493,10 +500,10 @@ static void finish_pool_availability(conf_ctx_t *ctx, const char *path, conf_poo
                        "%s: failover.min_healthy (%u) must be at most the number of servers of "
                        "the pool (%zu)",
                        path, p->failover_min_healthy, p->nservers);
-    check_order(ctx, path, where, &p->health.timeout_ms, "health.timeout", &p->health.interval_ms,
-                "health.interval", true);
-    check_order(ctx, path, where, &p->outlier.ejection_ms, "outlier.ejection",
-                &p->outlier.max_ejection_ms, "outlier.max_ejection", false);
+    conf_check_order(ctx, path, where, &p->health.timeout_ms, "health.timeout",
+                     &p->health.interval_ms, "health.interval", true);
+    conf_check_order(ctx, path, where, &p->outlier.ejection_ms, "outlier.ejection",
+                     &p->outlier.max_ejection_ms, "outlier.max_ejection", false);
 }
 
 /* pools.<name>.tls: what would make verification fail open or a client
@@ -606,7 +613,7 @@ static void ref_missing(conf_ctx_t *ctx, const conf_ref_t *r, const target_t *t)
 
 static void check_refs(conf_ctx_t *ctx)
 {
-    target_t targets[4];
+    target_t targets[8];
     size_t ntargets = 0;
 
     for (const conf_ref_t *r = ctx->refs; r; r = r->next) {
@@ -737,6 +744,7 @@ static void check_backups(conf_ctx_t *ctx)
 void conf_check_all(conf_ctx_t *ctx)
 {
     check_refs(ctx);
+    conf_check_objectives(ctx);
     check_backups(ctx);
     check_addresses(ctx);
 }

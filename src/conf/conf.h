@@ -255,6 +255,130 @@ typedef struct {
     char *cert, *key; /* the admin listener's certificate and key */
     char *client_ca;  /* admin.tls.client_ca: clients must present a certificate from these */
 } conf_admin_tls_t;
+/* The upper bounds, in seconds, of the request latency histogram buckets
+ * (the last bucket, +Inf, is implied). The gateway's histograms and the
+ * latency objectives share them: a gateway latency objective's threshold
+ * must be one of them, so its SLI is an exact count of buckets. */
+#define CONF_LATENCY_NBUCKETS 15
+extern const double conf_latency_bounds[CONF_LATENCY_NBUCKETS];
+
+/* One name of a list of names (alerts of an objective...), resolved. */
+typedef struct {
+    size_t index; /* into the conf_t array the name belongs to */
+} conf_ref_item_t;
+
+/* One word of a list of text values (email recipients). */
+typedef struct {
+    char *word;
+} conf_text_t;
+
+typedef enum {
+    CONF_STORE_SYNC_NORMAL, /* WAL, synchronous=NORMAL: a power loss may drop the last commits */
+    CONF_STORE_SYNC_FULL,   /* synchronous=FULL: fsync at every commit */
+} conf_store_sync_t;
+
+/* store: the embedded SQLite store of the control plane. */
+typedef struct {
+    char *sqlite;           /* store.sqlite; default DATA_DIR/surety.db */
+    conf_store_sync_t sync; /* store.sync, default normal */
+    unsigned queue;         /* store.queue: writes waiting for the store thread, 65536 */
+    struct {                /* store.retention.*: how long each kind of row is kept */
+        uint64_t raw_ms;        /* 10 s samples, 2d */
+        uint64_t minute_ms;     /* 14d */
+        uint64_t hour_ms;       /* 90d */
+        uint64_t day_ms;        /* 1095d */
+        uint64_t probes_ms;     /* probe results, 14d */
+        uint64_t events_ms;     /* events (state changes, alerts), 400d */
+        uint64_t deliveries_ms; /* alert delivery log, 30d */
+    } retention;
+} conf_store_t;
+
+typedef enum {
+    CONF_MONITOR_HTTP, /* http: URL (http:// or https://) */
+    CONF_MONITOR_TCP,  /* tcp: "host:port" */
+    CONF_MONITOR_DNS,  /* dns: NAME resolves */
+} conf_monitor_kind_t;
+
+/* monitors.<name>: one active probe, run by the control thread. */
+typedef struct {
+    char *name;
+    conf_monitor_kind_t kind;
+    char *target;        /* the URL, "host:port" or DNS name (one of the three below) */
+    char *http, *tcp, *dns; /* as written; exactly one is set */
+    bool https;          /* http: the URL is https:// */
+    unsigned expect;     /* expect: status that passes (http), default 200 */
+    char *body;          /* body: substring the response must hold (http); NULL */
+    uint64_t latency_ms; /* latency: slower is a failure; 0: none */
+    unsigned cert_days;  /* cert_days: fail when the certificate expires sooner (https); 0 */
+    uint64_t interval_ms; /* interval, default 30s, >= 1s */
+    uint64_t timeout_ms;  /* timeout, default 5s, < interval */
+    unsigned down_after;  /* failures in a row before down, default 2 */
+    unsigned up_after;    /* successes in a row before up, default 2 */
+} conf_monitor_t;
+
+typedef enum {
+    CONF_SLO_SOURCE_LISTENER, /* source: listener:NAME */
+    CONF_SLO_SOURCE_ROUTE,    /* source: route:LISTENER/ROUTE */
+    CONF_SLO_SOURCE_MONITOR,  /* source: monitor:NAME */
+} conf_slo_source_t;
+
+typedef enum {
+    CONF_SLO_AVAILABILITY, /* good: not 5xx, or a successful probe */
+    CONF_SLO_LATENCY,      /* good: at most threshold */
+} conf_slo_kind_t;
+
+/* objectives.<name>: a service level objective over a rolling window. */
+typedef struct {
+    char *name;
+    char *source;                  /* as written: "listener:web" */
+    conf_slo_source_t source_kind; /* resolved: */
+    size_t listener;               /* listener index (listener, route); else SIZE_MAX */
+    size_t route;                  /* route index within it (route); else SIZE_MAX */
+    size_t monitor;                /* monitor index (monitor); else SIZE_MAX */
+    conf_slo_kind_t kind;
+    uint64_t threshold_ms;         /* latency: good is <= this; 0 for availability */
+    uint32_t target_ppm;           /* target as written: 99.9% is 999000 */
+    double target;                 /* the same as a fraction: 0.999 */
+    uint64_t window_ms;            /* window, default 30d, 1d..90d */
+    bool maintenance_counts;       /* requests in maintenance count, default false */
+    conf_ref_item_t *alerts;       /* alerts: indexes into conf_t.alerts; */
+    size_t nalerts;                /* none written: every alert (alerts_all) */
+    bool alerts_all;
+} conf_objective_t;
+
+typedef enum {
+    CONF_ALERT_WEBHOOK, /* webhook: URL, signed with secret_file */
+    CONF_ALERT_EMAIL,   /* email: through SMTP */
+} conf_alert_kind_t;
+
+/* alerts.<name>: where notifications go. */
+typedef struct {
+    char *name;
+    conf_alert_kind_t kind;
+    char *webhook;     /* webhook: http:// or https:// URL */
+    char *secret_file; /* secret_file: HMAC-SHA256 key of the webhook */
+    bool email_enabled; /* email: written */
+    struct {
+        conf_text_t *to; /* email.to: recipients, at least one */
+        size_t nto;
+        char *from;          /* email.from */
+        char *smtp;          /* email.smtp: smtp:// or smtps:// URL */
+        char *username;      /* email.username; NULL: no authentication */
+        char *password_file; /* email.password_file (with username) */
+    } email;
+    uint64_t repeat_ms;     /* repeat: least time between two notifications of one alert, 4h */
+    uint64_t group_wait_ms; /* group_wait: firings gathered into one notification, 30s */
+} conf_alert_t;
+
+/* maintenance.<name>: a planned window; alerts are silenced in it. */
+typedef struct {
+    char *name;
+    int64_t start_s;             /* start: unix seconds (UTC) */
+    int64_t end_s;               /* end: > start */
+    conf_ref_item_t *objectives; /* objectives: indexes into conf_t.objectives; */
+    size_t nobjectives;          /* none written: every objective (objectives_all) */
+    bool objectives_all;
+} conf_maintenance_t;
 
 typedef struct conf {
     char *path;        /* the file this generation came from */
@@ -281,6 +405,15 @@ typedef struct conf {
     size_t npools;
     conf_shield_t *shields;
     size_t nshields;
+    conf_store_t store;
+    conf_monitor_t *monitors;
+    size_t nmonitors;
+    conf_objective_t *objectives;
+    size_t nobjectives;
+    conf_alert_t *alerts;
+    size_t nalerts;
+    conf_maintenance_t *maintenance;
+    size_t nmaintenance;
 
     /* private */
     int refs;

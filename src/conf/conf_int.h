@@ -281,6 +281,33 @@ void conf_finish_shield(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_
 void conf_finish_root(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where);
 void conf_finish_listener(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where);
 void conf_finish_pool(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where);
+/* "2s" rather than "2000ms" when it is exact, as a file would say it. */
+void conf_duration_format(uint64_t ms, char *out, size_t n);
+/* Two durations of one object where *a must be below (strict) or at most
+ * *b: reported at whichever was written, a if both. */
+void conf_check_order(conf_ctx_t *ctx, const char *path, conf_mark_t where, const uint64_t *a,
+                      const char *aname, const uint64_t *b, const char *bname, bool strict);
+
+/* check_slo.c: the monitoring keys (monitors, objectives, alerts,
+ * maintenance). */
+void conf_check_http_url(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m);
+void conf_check_smtp_url(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m);
+void conf_check_host_port(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m);
+void conf_check_dns_name(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m);
+void conf_check_email(conf_ctx_t *ctx, const char *path, char *value, conf_mark_t m);
+void conf_parse_slo_source(conf_ctx_t *ctx, const char *path, const conf_key_t *k,
+                           const conf_node_t *v, const char *s, size_t len, void *obj);
+void conf_parse_timestamp(conf_ctx_t *ctx, const char *path, const conf_key_t *k,
+                          const conf_node_t *v, const char *s, size_t len, void *obj);
+void conf_finish_monitor(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where);
+void conf_finish_objective(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where);
+void conf_finish_alert(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where);
+void conf_finish_maintenance(conf_ctx_t *ctx, const char *path, void *obj, conf_mark_t where);
+/* Resolves each objective's source against the listeners, routes and
+ * monitors, and checks a gateway latency threshold against the histogram
+ * bounds. Runs in conf_check_all, once names are known. */
+void conf_check_objectives(conf_ctx_t *ctx);
+
 /* Dangling names, backup pools that loop, and addresses used twice. Runs
  * after conf_walk. */
 void conf_check_all(conf_ctx_t *ctx);

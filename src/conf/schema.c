@@ -38,6 +38,10 @@ const conf_type_info_t conf_type_info[CONF_T_COUNT_] = {
     [CONF_T_LATER] = {"not supported yet", "nothing"},
 };
 
+const double conf_latency_bounds[CONF_LATENCY_NBUCKETS] = {
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.3, 0.5, 0.75, 1, 2.5, 5, 10,
+};
+
 /* One row per key, a few fields to a line: the table reads as a table.
  * clang-format would put every field on a line of its own. */
 /* clang-format off */
@@ -625,6 +629,220 @@ static const conf_key_t security_keys[] = {
     {0},
 };
 
+/* ---- monitoring (issue 6): store, monitors, objectives, alerts, maintenance */
+static const char *const store_sync_values[] = {"normal", "full", NULL};
+static const char *const slo_kind_values[] = {"availability", "latency", NULL};
+
+static const conf_key_t store_retention_keys[] = {
+    {.name = "raw", .type = CONF_T_DURATION, .def = "2d", .min = "1h", .max = "3650d",
+     FIELD(conf_t, store.retention.raw_ms),
+     .help = "How long the 10-second samples of the request counters are kept."},
+    {.name = "minute", .type = CONF_T_DURATION, .def = "14d", .min = "1d", .max = "3650d",
+     FIELD(conf_t, store.retention.minute_ms),
+     .help = "How long the per-minute roll-ups are kept."},
+    {.name = "hour", .type = CONF_T_DURATION, .def = "90d", .min = "1d", .max = "3650d",
+     FIELD(conf_t, store.retention.hour_ms),
+     .help = "How long the per-hour roll-ups are kept."},
+    {.name = "day", .type = CONF_T_DURATION, .def = "1095d", .min = "1d", .max = "36500d",
+     FIELD(conf_t, store.retention.day_ms),
+     .help = "How long the per-day roll-ups are kept (reports over years read them)."},
+    {.name = "probes", .type = CONF_T_DURATION, .def = "14d", .min = "1h", .max = "3650d",
+     FIELD(conf_t, store.retention.probes_ms),
+     .help = "How long the result of every probe is kept."},
+    {.name = "events", .type = CONF_T_DURATION, .def = "400d", .min = "1d", .max = "36500d",
+     FIELD(conf_t, store.retention.events_ms),
+     .help = "How long events (monitor state changes, alerts firing and resolved, "
+             "maintenance) are kept."},
+    {.name = "deliveries", .type = CONF_T_DURATION, .def = "30d", .min = "1d", .max = "3650d",
+     FIELD(conf_t, store.retention.deliveries_ms),
+     .help = "How long the log of alert deliveries (each webhook call and email) is kept."},
+    {0},
+};
+
+static const conf_key_t store_keys[] = {
+    {.name = "sqlite", .type = CONF_T_STRING, FIELD(conf_t, store.sqlite),
+     .doc_example = "var/surety.db",
+     .help = "Path of the SQLite database file (WAL mode; the `-wal` and `-shm` files sit "
+             "beside it). Without it, `surety.db` in `data_dir` (`var/surety.db` by default)."},
+    {.name = "sync", .type = CONF_T_ENUM, .def = "normal", .values = store_sync_values,
+     FIELD(conf_t, store.sync),
+     .help = "When commits reach the disk: `normal` syncs the WAL at checkpoints only (a "
+             "crash of Surety loses nothing; a power loss may lose the last commits), `full` "
+             "syncs at every commit."},
+    {.name = "queue", .type = CONF_T_INT, .def = "65536", .min = "16", .max = "16777216",
+     FIELD(conf_t, store.queue),
+     .help = "Writes waiting for the store thread; when it is full, the oldest samples are "
+             "dropped (and counted) so no other thread ever waits on the disk."},
+    {.name = "retention", .type = CONF_T_MAP, .sub = store_retention_keys,
+     .help = "How long each kind of data is kept; older rows are deleted."},
+    {0},
+};
+
+static const conf_key_t monitor_keys[] = {
+    {.name = "http", .type = CONF_T_STRING, FIELD(conf_monitor_t, http),
+     .check = conf_check_http_url, .doc_example = "https://www.example.com/healthz",
+     .help = "Probe this URL (`http://` or `https://`) with a GET request. A monitor has "
+             "exactly one of `http`, `tcp` and `dns`."},
+    {.name = "tcp", .type = CONF_T_STRING, FIELD(conf_monitor_t, tcp),
+     .check = conf_check_host_port, .doc_example = "db.example.com:5432",
+     .help = "Probe by opening a TCP connection to `host:port` (a name, an IPv4 address, or "
+             "an IPv6 address in brackets)."},
+    {.name = "dns", .type = CONF_T_STRING, FIELD(conf_monitor_t, dns),
+     .check = conf_check_dns_name, .doc_example = "www.example.com",
+     .help = "Probe by resolving this host name with the system's resolver."},
+    {.name = "expect", .type = CONF_T_INT, .def = "200", .min = "100", .max = "599",
+     FIELD(conf_monitor_t, expect),
+     .help = "The response status that passes (`http` only)."},
+    {.name = "body", .type = CONF_T_STRING, FIELD(conf_monitor_t, body), .doc_example = "ok",
+     .help = "Text the response body must contain to pass (`http` only)."},
+    {.name = "latency", .type = CONF_T_DURATION, .min = "1ms", .max = "1h",
+     FIELD(conf_monitor_t, latency_ms), .doc_example = "500ms",
+     .help = "A probe slower than this fails, even if it otherwise passed. Without it, only "
+             "`timeout` limits the time."},
+    {.name = "cert_days", .type = CONF_T_INT, .min = "1", .max = "3650",
+     FIELD(conf_monitor_t, cert_days), .doc_example = "14",
+     .help = "Fail when the server's certificate expires in fewer days than this (`https://` "
+             "URLs only). Without it, only an invalid certificate fails."},
+    {.name = "interval", .type = CONF_T_DURATION, .def = "30s", .min = "1s", .max = "1d",
+     FIELD(conf_monitor_t, interval_ms), .help = "Time between two probes."},
+    {.name = "timeout", .type = CONF_T_DURATION, .def = "5s", .min = "1ms", .max = "1h",
+     FIELD(conf_monitor_t, timeout_ms),
+     .help = "Longest a probe may take before it fails. Must be less than `interval`."},
+    {.name = "down_after", .type = CONF_T_INT, .def = "2", .min = "1", .max = "100",
+     FIELD(conf_monitor_t, down_after),
+     .help = "Failed probes in a row before the monitor is down, so one lost probe does not "
+             "page anyone."},
+    {.name = "up_after", .type = CONF_T_INT, .def = "2", .min = "1", .max = "100",
+     FIELD(conf_monitor_t, up_after),
+     .help = "Successful probes in a row before a down monitor is up again."},
+    {0},
+};
+
+static const conf_key_t alert_item_keys[] = {
+    {.name = "alert", .type = CONF_T_REF, .flags = CONF_F_REQUIRED, .ref = "alerts",
+     FIELD(conf_ref_item_t, index), .doc_example = "ops", .help = "The name of an alert."},
+    {0},
+};
+
+static const conf_key_t objective_item_keys[] = {
+    {.name = "objective", .type = CONF_T_REF, .flags = CONF_F_REQUIRED, .ref = "objectives",
+     FIELD(conf_ref_item_t, index), .doc_example = "availability",
+     .help = "The name of an objective."},
+    {0},
+};
+
+static const conf_key_t objective_keys[] = {
+    {.name = "source", .type = CONF_T_CUSTOM, .flags = CONF_F_REQUIRED,
+     FIELD(conf_objective_t, source), .parse = conf_parse_slo_source,
+     .doc_type = "`listener:NAME`, `route:LISTENER/ROUTE` or `monitor:NAME`",
+     .expect = "listener:NAME, route:LISTENER/ROUTE or monitor:NAME",
+     .doc_example = "listener:web",
+     .help = "What is measured: the requests of a listener (`listener:web`), of one route "
+             "of a listener (`route:web/api`, by the route's `name`), or the probes of a "
+             "monitor (`monitor:homepage`). The name must exist in this file."},
+    {.name = "kind", .type = CONF_T_ENUM, .flags = CONF_F_REQUIRED, .values = slo_kind_values,
+     FIELD(conf_objective_t, kind), .doc_example = "availability",
+     .help = "`availability`: a request is good unless its status is 5xx (a probe: when it "
+             "passes); `latency`: a request (a probe) is good when it takes at most "
+             "`threshold`."},
+    {.name = "threshold", .type = CONF_T_DURATION, .min = "1ms", .max = "1h",
+     FIELD(conf_objective_t, threshold_ms), .doc_example = "300ms",
+     .help = "The latency a good request stays within; required for `latency`, refused for "
+             "`availability`. For a listener or route it must be a bound of the gateway's "
+             "latency histogram (1ms 5ms 10ms 25ms 50ms 100ms 200ms 250ms 300ms 500ms 750ms "
+             "1s 2500ms 5s 10s), so the objective counts requests exactly; for a monitor, "
+             "any duration."},
+    {.name = "target", .type = CONF_T_PERCENT, .flags = CONF_F_REQUIRED, .min = "0.0001%",
+     .max = "99.9999%", FIELD(conf_objective_t, target_ppm), .doc_example = "99.9%",
+     .help = "The share of good requests (probes) promised over `window`. The error budget "
+             "is the rest: 99.9% over 30 days allows 0.1% bad, 43.2 minutes' worth."},
+    {.name = "window", .type = CONF_T_DURATION, .def = "30d", .min = "1d", .max = "90d",
+     FIELD(conf_objective_t, window_ms),
+     .help = "The rolling window the objective is measured over. The burn-rate alerts scale "
+             "with it (docs/slo.md)."},
+    {.name = "maintenance_counts", .type = CONF_T_BOOL, .def = "false",
+     FIELD(conf_objective_t, maintenance_counts),
+     .help = "Whether requests during a maintenance window of this objective count against "
+             "it. By default they are left out of the objective (and its alerts are silenced "
+             "either way)."},
+    {.name = "alerts", .type = CONF_T_LIST, .min = "1", .max = "100", .sub = alert_item_keys,
+     .noun = "item", .shorthand = "alert",
+     ARRAY(conf_objective_t, alerts, nalerts, conf_ref_item_t), .doc_example = "[ ops ]",
+     .help = "The alerts (keys of `alerts`) notified when the objective's error budget burns "
+             "too fast. Without it, every alert."},
+    {0},
+};
+
+static const conf_key_t email_to_keys[] = {
+    {.name = "address", .type = CONF_T_STRING, .flags = CONF_F_REQUIRED,
+     FIELD(conf_text_t, word), .check = conf_check_email, .doc_example = "ops@example.com",
+     .help = "An email address."},
+    {0},
+};
+
+static const conf_key_t alert_email_keys[] = {
+    {.name = "to", .type = CONF_T_LIST, .flags = CONF_F_REQUIRED, .min = "1", .max = "100",
+     .sub = email_to_keys, .noun = "recipient", .shorthand = "address",
+     ARRAY(conf_alert_t, email.to, email.nto, conf_text_t),
+     .doc_example = "[ ops@example.com ]", .help = "Recipients."},
+    {.name = "from", .type = CONF_T_STRING, .flags = CONF_F_REQUIRED,
+     FIELD(conf_alert_t, email.from), .check = conf_check_email,
+     .doc_example = "surety@example.com", .help = "The sender address."},
+    {.name = "smtp", .type = CONF_T_STRING, .flags = CONF_F_REQUIRED,
+     FIELD(conf_alert_t, email.smtp), .check = conf_check_smtp_url,
+     .doc_example = "smtp://127.0.0.1:25",
+     .help = "The mail server: `smtp://host[:port]` (STARTTLS when the server offers it) or "
+             "`smtps://host[:port]` (TLS from the start)."},
+    {.name = "username", .type = CONF_T_STRING, FIELD(conf_alert_t, email.username),
+     .doc_example = "surety", .help = "User name for SMTP authentication; without it, none."},
+    {.name = "password_file", .type = CONF_T_STRING, FIELD(conf_alert_t, email.password_file),
+     .doc_example = "etc/smtp.password",
+     .help = "File holding the SMTP password (with `username`); it must be a readable "
+             "regular file when the configuration is checked."},
+    {0},
+};
+
+static const conf_key_t alert_keys[] = {
+    {.name = "webhook", .type = CONF_T_STRING, FIELD(conf_alert_t, webhook),
+     .check = conf_check_http_url, .doc_example = "https://hooks.example.com/surety",
+     .help = "POST a JSON notification to this URL (`http://` or `https://`), signed with "
+             "`secret_file`. An alert has exactly one of `webhook` and `email`."},
+    {.name = "secret_file", .type = CONF_T_STRING, FIELD(conf_alert_t, secret_file),
+     .doc_example = "etc/hook.secret",
+     .help = "File holding the key of the HMAC-SHA256 signature of each webhook call; "
+             "required with `webhook`; it must be a readable regular file when the "
+             "configuration is checked."},
+    {.name = "email", .type = CONF_T_MAP, .sub = alert_email_keys,
+     FIELD(conf_alert_t, email_enabled), .help = "Send notifications by email."},
+    {.name = "repeat", .type = CONF_T_DURATION, .def = "4h", .min = "1m", .max = "7d",
+     FIELD(conf_alert_t, repeat_ms),
+     .help = "Least time between two notifications of the same firing alert: one that keeps "
+             "firing is repeated this often, never more."},
+    {.name = "group_wait", .type = CONF_T_DURATION, .def = "30s", .min = "0", .max = "1h",
+     FIELD(conf_alert_t, group_wait_ms),
+     .help = "How long a first firing waits for others to send them in one notification."},
+    {0},
+};
+
+static const conf_key_t maintenance_keys[] = {
+    {.name = "start", .type = CONF_T_CUSTOM, .flags = CONF_F_REQUIRED,
+     FIELD(conf_maintenance_t, start_s), .parse = conf_parse_timestamp,
+     .doc_type = "RFC 3339 UTC time", .expect = "a UTC time like 2026-12-01T02:00:00Z",
+     .doc_example = "\"2026-12-01T02:00:00Z\"", .help = "When the window opens (UTC)."},
+    {.name = "end", .type = CONF_T_CUSTOM, .flags = CONF_F_REQUIRED,
+     FIELD(conf_maintenance_t, end_s), .parse = conf_parse_timestamp,
+     .doc_type = "RFC 3339 UTC time", .expect = "a UTC time like 2026-12-01T02:00:00Z",
+     .doc_example = "\"2026-12-01T03:00:00Z\"",
+     .help = "When the window closes (UTC); after `start`."},
+    {.name = "objectives", .type = CONF_T_LIST, .min = "1", .max = "1000",
+     .sub = objective_item_keys, .noun = "item", .shorthand = "objective",
+     ARRAY(conf_maintenance_t, objectives, nobjectives, conf_ref_item_t),
+     .doc_example = "[ availability ]",
+     .help = "The objectives (keys of `objectives`) whose alerts the window silences. Without "
+             "it, every objective."},
+    {0},
+};
+
 static const conf_key_t top_keys[] = {
     {.name = "workers", .type = CONF_T_INT, .flags = CONF_F_AUTO, .def = "auto", .min = "1",
      .max = "256", FIELD(conf_t, workers),
@@ -669,11 +887,36 @@ static const conf_key_t top_keys[] = {
      .doc_example = "default",
      .help = "Security policies, each under a name of 1 to 64 of `A-Z a-z 0-9 _ . -`, used "
              "by listeners and routes (`shield: NAME`). See docs/security.md."},
-    LATER("store", "The embedded store for events, reports and the service desk."),
-    LATER("monitors", "Active probes of the service."),
-    LATER("objectives", "Service level objectives and their error budgets."),
-    LATER("alerts", "Where alerts are sent."),
-    LATER("maintenance", "Planned maintenance windows."),
+    {.name = "store", .type = CONF_T_MAP, .sub = store_keys,
+     .help = "The embedded store of the control plane: request statistics, probe results, "
+             "events and alert deliveries."},
+    {.name = "monitors", .type = CONF_T_NAMED, .max = "10000", .sub = monitor_keys,
+     .noun = "monitor", .check = conf_check_name, .finish = conf_finish_monitor,
+     ARRAY(conf_t, monitors, nmonitors, conf_monitor_t),
+     .name_off = offsetof(conf_monitor_t, name), .doc_example = "homepage",
+     .help = "Active probes (HTTP, TCP, DNS) run by the control thread, each under a name of "
+             "1 to 64 of `A-Z a-z 0-9 _ . -`."},
+    {.name = "objectives", .type = CONF_T_NAMED, .max = "1000", .sub = objective_keys,
+     .noun = "objective", .check = conf_check_name, .finish = conf_finish_objective,
+     ARRAY(conf_t, objectives, nobjectives, conf_objective_t),
+     .name_off = offsetof(conf_objective_t, name), .doc_example = "availability",
+     .help = "Service level objectives, each under a name of 1 to 64 of `A-Z a-z 0-9 _ . -`: "
+             "a target share of good requests over a rolling window, its error budget, and "
+             "burn-rate alerts (docs/slo.md)."},
+    {.name = "alerts", .type = CONF_T_NAMED, .max = "100", .sub = alert_keys, .noun = "alert",
+     .check = conf_check_name, .finish = conf_finish_alert,
+     ARRAY(conf_t, alerts, nalerts, conf_alert_t), .name_off = offsetof(conf_alert_t, name),
+     .doc_example = "ops",
+     .help = "Where notifications of objectives burning their error budget go (a webhook or "
+             "email), each under a name of 1 to 64 of `A-Z a-z 0-9 _ . -`."},
+    {.name = "maintenance", .type = CONF_T_NAMED, .max = "1000", .sub = maintenance_keys,
+     .noun = "maintenance window", .check = conf_check_name,
+     .finish = conf_finish_maintenance,
+     ARRAY(conf_t, maintenance, nmaintenance, conf_maintenance_t),
+     .name_off = offsetof(conf_maintenance_t, name), .doc_example = "upgrade",
+     .help = "Planned maintenance windows, each under a name of 1 to 64 of "
+             "`A-Z a-z 0-9 _ . -`: they silence the alerts of their objectives, are reported, "
+             "and (unless `maintenance_counts`) leave their requests out of the objectives."},
     {0},
 };
 

@@ -73,6 +73,93 @@ static uint16_t port_of(const sock_addr_t *a)
 
 /* ---- good files */
 
+/* The monitoring keys of the documented example. */
+static void check_doc_example_monitoring(const conf_t *c)
+{
+    const uint64_t day = 86400000;
+    assert_string_equal(c->store.sqlite, "var/surety.db");
+    assert_int_equal(c->store.sync, CONF_STORE_SYNC_NORMAL);
+    assert_int_equal(c->store.queue, 65536);
+    assert_int_equal(c->store.retention.raw_ms, 2 * day);
+    assert_int_equal(c->store.retention.minute_ms, 14 * day);
+    assert_int_equal(c->store.retention.hour_ms, 90 * day);
+    assert_int_equal(c->store.retention.day_ms, 1095 * day);
+    assert_int_equal(c->store.retention.probes_ms, 14 * day);
+    assert_int_equal(c->store.retention.events_ms, 400 * day);
+    assert_int_equal(c->store.retention.deliveries_ms, 30 * day);
+
+    assert_int_equal(c->nmonitors, 3);
+    const conf_monitor_t *hp = &c->monitors[0], *db = &c->monitors[1], *dns = &c->monitors[2];
+    assert_string_equal(hp->name, "homepage");
+    assert_int_equal(hp->kind, CONF_MONITOR_HTTP);
+    assert_string_equal(hp->target, "https://www.example.com/");
+    assert_true(hp->https);
+    assert_int_equal(hp->expect, 200);
+    assert_string_equal(hp->body, "Welcome");
+    assert_int_equal(hp->latency_ms, 2000);
+    assert_int_equal(hp->cert_days, 14);
+    assert_int_equal(hp->interval_ms, 30000);
+    assert_int_equal(hp->timeout_ms, 5000);
+    assert_int_equal(hp->down_after, 2);
+    assert_int_equal(hp->up_after, 2);
+    assert_int_equal(db->kind, CONF_MONITOR_TCP);
+    assert_string_equal(db->target, "db.example.com:5432");
+    assert_int_equal(db->interval_ms, 10000);
+    assert_int_equal(db->latency_ms, 0);
+    assert_int_equal(db->cert_days, 0);
+    assert_int_equal(dns->kind, CONF_MONITOR_DNS);
+    assert_string_equal(dns->target, "www.example.com");
+
+    assert_int_equal(c->nobjectives, 3);
+    const conf_objective_t *av = &c->objectives[0], *lat = &c->objectives[1];
+    const conf_objective_t *mon = &c->objectives[2];
+    assert_string_equal(av->name, "availability");
+    assert_int_equal(av->source_kind, CONF_SLO_SOURCE_LISTENER);
+    assert_int_equal(av->listener, 0);
+    assert_int_equal(av->route, SIZE_MAX);
+    assert_int_equal(av->monitor, SIZE_MAX);
+    assert_int_equal(av->kind, CONF_SLO_AVAILABILITY);
+    assert_int_equal(av->threshold_ms, 0);
+    assert_int_equal(av->target_ppm, 999000);
+    assert_true(av->target > 0.99899999 && av->target < 0.99900001);
+    assert_int_equal(av->window_ms, 30 * day);
+    assert_false(av->maintenance_counts);
+    assert_false(av->alerts_all);
+    assert_int_equal(av->nalerts, 1);
+    assert_int_equal(av->alerts[0].index, 0);
+    assert_int_equal(lat->source_kind, CONF_SLO_SOURCE_ROUTE);
+    assert_int_equal(lat->listener, 0);
+    assert_int_equal(lat->route, 0);
+    assert_int_equal(lat->kind, CONF_SLO_LATENCY);
+    assert_int_equal(lat->threshold_ms, 300);
+    assert_int_equal(lat->window_ms, 7 * day);
+    assert_true(lat->alerts_all);
+    assert_int_equal(mon->source_kind, CONF_SLO_SOURCE_MONITOR);
+    assert_int_equal(mon->monitor, 0);
+    assert_int_equal(mon->listener, SIZE_MAX);
+
+    assert_int_equal(c->nalerts, 1);
+    const conf_alert_t *ops = &c->alerts[0];
+    assert_int_equal(ops->kind, CONF_ALERT_EMAIL);
+    assert_true(ops->email_enabled);
+    assert_null(ops->webhook);
+    assert_int_equal(ops->email.nto, 1);
+    assert_string_equal(ops->email.to[0].word, "ops@example.com");
+    assert_string_equal(ops->email.from, "surety@example.com");
+    assert_string_equal(ops->email.smtp, "smtp://127.0.0.1:25");
+    assert_null(ops->email.username);
+    assert_int_equal(ops->repeat_ms, 4 * 3600000);
+    assert_int_equal(ops->group_wait_ms, 30000);
+
+    assert_int_equal(c->nmaintenance, 1);
+    const conf_maintenance_t *w = &c->maintenance[0];
+    assert_int_equal(w->start_s, 1796090400); /* date -d 2026-12-01T02:00:00Z +%s */
+    assert_int_equal(w->end_s, 1796090400 + 3600);
+    assert_false(w->objectives_all);
+    assert_int_equal(w->nobjectives, 1);
+    assert_int_equal(w->objectives[0].index, 0);
+}
+
 static void test_doc_example_loads_with_every_value(void **state)
 {
     (void)state;
@@ -168,6 +255,7 @@ static void test_doc_example_loads_with_every_value(void **state)
     assert_int_equal(api->backup, SIZE_MAX);
     assert_int_equal(dr->backup, SIZE_MAX);
     assert_int_equal(dr->health.type, CONF_HEALTH_NONE);
+    check_doc_example_monitoring(c);
     conf_unref(c);
 }
 
@@ -243,11 +331,32 @@ static void test_minimal_file_gets_the_documented_defaults(void **state)
                                       CONF_RETRY_503 | CONF_RETRY_504);
     assert_false(p->retry.non_idempotent);
     assert_int_equal(p->retry.body, 64 * 1024);
+
+    /* Monitoring: none configured; the store at its defaults. */
+    assert_string_equal(c->store.sqlite, "var/surety.db");
+    assert_int_equal(c->store.sync, CONF_STORE_SYNC_NORMAL);
+    assert_int_equal(c->store.queue, 65536);
+    assert_int_equal(c->store.retention.raw_ms, 2 * 86400000ull);
+    assert_int_equal(c->store.retention.deliveries_ms, 30 * 86400000ull);
+    assert_int_equal(c->nmonitors, 0);
+    assert_int_equal(c->nobjectives, 0);
+    assert_int_equal(c->nalerts, 0);
+    assert_int_equal(c->nmaintenance, 0);
     conf_unref(c);
 }
 
 /* A listener in front of pool site; POOLS follows "pools:". */
 #define LISTEN_SITE "listeners: { web: { listen: \":80\", routes: [ { pool: site } ] } }\n"
+/* A listener with a route named api and a default route named 1: what
+ * the monitoring cases name. */
+#define MON_BASE                                                                                   \
+    "listeners:\n"                                                                                 \
+    "  web:\n"                                                                                     \
+    "    listen: 127.0.0.1:8080\n"                                                                 \
+    "    routes: [ { name: api, path: /api/, pool: site }, { pool: site } ]\n"                     \
+    "pools:\n"                                                                                     \
+    "  site:\n"                                                                                    \
+    "    servers: [ 127.0.0.1:9001 ]\n"
 
 static void test_balance_values_and_hash_keys_are_stored(void **state)
 {
@@ -356,6 +465,81 @@ static void test_outlier_and_retry_values_are_stored(void **state)
     assert_int_equal(p->retry.body, 0);
     assert_int_equal(p->retry.budget_ppm, 200000);
     conf_unref(c);
+}
+
+static void test_webhook_alert_and_monitor_objectives_are_resolved(void **state)
+{
+    (void)state;
+    char secret[] = "/tmp/surety-test-secret-XXXXXX", *text = NULL;
+    int fd = mkstemp(secret);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "k3y", 3), 3);
+    close(fd);
+    assert_true(asprintf(&text,
+                         "data_dir: /srv/surety\n"
+                         "alerts:\n"
+                         "  pager: { webhook: \"https://[::1]:8443/hook\", secret_file: %s }\n"
+                         "  mail:\n"
+                         "    email: { to: [ a@example.com, b@example.com ], from: s@example.com,\n"
+                         "             smtp: \"smtps://mail.example.com:465\", username: s,\n"
+                         "             password_file: %s }\n"
+                         "monitors:\n"
+                         "  api: { http: \"http://127.0.0.1:8080/api/\", interval: 1s,\n"
+                         "         timeout: 999ms }\n"
+                         "  db: { tcp: \"[::1]:5432\" }\n"
+                         "objectives:\n"
+                         "  probe-latency: { source: monitor:db, kind: latency, threshold: 120ms,\n"
+                         "                   target: 99.99%%, window: 1d, alerts: [ mail ] }\n"
+                         "  default-route: { source: route:web/1, kind: latency, threshold: 10s,\n"
+                         "                   target: 0.0001%%, window: 90d,\n"
+                         "                   maintenance_counts: true }\n"
+                         "maintenance:\n"
+                         "  all: { start: \"2030-01-01T00:00:00Z\",\n"
+                         "         end: \"2030-01-01T00:00:01Z\" }\n"
+                         "%s",
+                         secret, secret, MON_BASE) > 0);
+    conf_t *c = load_ok(text);
+    assert_string_equal(c->store.sqlite, "/srv/surety/surety.db");
+    assert_int_equal(c->alerts[0].kind, CONF_ALERT_WEBHOOK);
+    assert_string_equal(c->alerts[0].webhook, "https://[::1]:8443/hook");
+    assert_string_equal(c->alerts[0].secret_file, secret);
+    assert_false(c->alerts[0].email_enabled);
+    assert_int_equal(c->alerts[1].kind, CONF_ALERT_EMAIL);
+    assert_int_equal(c->alerts[1].email.nto, 2);
+    assert_string_equal(c->alerts[1].email.to[1].word, "b@example.com");
+    assert_string_equal(c->alerts[1].email.username, "s");
+    const conf_monitor_t *api = &c->monitors[0], *db = &c->monitors[1];
+    assert_int_equal(api->kind, CONF_MONITOR_HTTP);
+    assert_false(api->https);
+    assert_int_equal(api->expect, 200);
+    assert_null(api->body);
+    assert_int_equal(api->interval_ms, 1000);
+    assert_int_equal(api->timeout_ms, 999);
+    assert_int_equal(db->kind, CONF_MONITOR_TCP);
+    assert_int_equal(db->timeout_ms, 5000);
+    assert_int_equal(db->down_after, 2);
+    assert_int_equal(db->up_after, 2);
+    /* A monitor's latency threshold need not be a histogram bound. */
+    const conf_objective_t *pl = &c->objectives[0], *dr = &c->objectives[1];
+    assert_int_equal(pl->source_kind, CONF_SLO_SOURCE_MONITOR);
+    assert_int_equal(pl->monitor, 1);
+    assert_int_equal(pl->threshold_ms, 120);
+    assert_int_equal(pl->target_ppm, 999900);
+    assert_int_equal(pl->window_ms, 86400000);
+    assert_int_equal(pl->nalerts, 1);
+    assert_int_equal(pl->alerts[0].index, 1);
+    assert_int_equal(dr->source_kind, CONF_SLO_SOURCE_ROUTE);
+    assert_int_equal(dr->listener, 0);
+    assert_int_equal(dr->route, 1);
+    assert_int_equal(dr->threshold_ms, 10000);
+    assert_int_equal(dr->target_ppm, 1);
+    assert_true(dr->maintenance_counts);
+    assert_true(dr->alerts_all);
+    assert_true(c->maintenance[0].objectives_all);
+    assert_int_equal(c->maintenance[0].end_s - c->maintenance[0].start_s, 1);
+    conf_unref(c);
+    free(text);
+    unlink(secret);
 }
 
 static void test_json_file_is_accepted(void **state)
@@ -498,9 +682,8 @@ static const error_case_t error_cases[] = {
      "t.yaml:4:29: unknown key 'hots' in listeners.web.routes[0]; did you mean 'host'?\n"},
     {"merge key", "<<: {}\n" BASE,
      "t.yaml:1:1: merge keys ('<<') are not supported; write the keys out\n"},
-    {"planned top-level key", "tls: { cert: a }\nmonitors: {}\n" BASE,
-     "t.yaml:1:1: 'tls' is not supported yet in this version\n"
-     "t.yaml:2:1: 'monitors' is not supported yet in this version\n"},
+    {"planned top-level key", "tls: { cert: a }\n" BASE,
+     "t.yaml:1:1: 'tls' is not supported yet in this version\n"},
     {"listener without routes",
      "listeners:\n  web: { listen: \":80\" }\npools: { site: { servers: [ \":81\" ] } }\n",
      "t.yaml:2:3: listeners.web: routes: at least one route is required (or redirect_https)\n"},
@@ -952,6 +1135,143 @@ static const error_case_t error_cases[] = {
      "t.yaml:5:50: pools.site.retry.on[5]: expected one of connect, reset, timeout, 500, 502, "
      "503, 504, got a map\n"
      "t.yaml:5:60: pools.site.retry.on[6]: 'connect' is listed twice (first at 5:20)\n"},
+    /* ---- monitoring: store, monitors, objectives, alerts, maintenance */
+    {"bad monitors",
+     "monitors:\n"
+     "  a: { interval: 10s }\n"
+     "  b: { http: \"http://x/\", tcp: \"x:80\", dns: x }\n"
+     "  c: { tcp: \"x:80\", expect: 200, body: ok, cert_days: 3 }\n"
+     "  d: { http: \"http://x/\", cert_days: 3, timeout: 30s }\n"
+     "  e: { http: \"ftp://x/\" }\n"
+     "  f: { http: \"http://us:pw@x/\" }\n"
+     "  g: { http: \"http:///path\" }\n"
+     "  h: { tcp: \"x\" }\n"
+     "  i: { tcp: \"[::1]:99999\" }\n"
+     "  j: { dns: \"a..b\" }\n"
+     "  k: { http: \"http://x/\", interval: 500ms, down_after: 0 }\n"
+     "  l: { http: \"http://[::1]:8080/a\" }\n"
+     "  m: { tcp: \"[::1]:80\" }\n"
+     MON_BASE,
+     "t.yaml:2:3: monitors.a: one of http, tcp or dns is required\n"
+     "t.yaml:3:32: monitors.b: http and tcp cannot both be set: a monitor probes one target\n"
+     "t.yaml:3:45: monitors.b: http and dns cannot both be set: a monitor probes one target\n"
+     "t.yaml:4:29: monitors.c: expect is only for http monitors\n"
+     "t.yaml:4:40: monitors.c: body is only for http monitors\n"
+     "t.yaml:4:55: monitors.c: cert_days is only for https:// URLs\n"
+     "t.yaml:5:38: monitors.d: cert_days is only for https:// URLs\n"
+     "t.yaml:5:50: monitors.d: timeout (30s) must be less than interval (30s)\n"
+     "t.yaml:6:14: monitors.e.http: expected an http:// or https:// URL, got 'ftp://x/'\n"
+     "t.yaml:7:14: monitors.f.http: 'http://us:pw@x/' must not contain user information\n"
+     "t.yaml:8:14: monitors.g.http: 'http:///path' has no valid host (and optional port)\n"
+     "t.yaml:9:13: monitors.h.tcp: expected host:port like db.example.com:5432 or [::1]:5432, "
+     "got 'x'\n"
+     "t.yaml:10:13: monitors.i.tcp: expected host:port like db.example.com:5432 or [::1]:5432, "
+     "got '[::1]:99999'\n"
+     "t.yaml:11:13: monitors.j.dns: 'a..b' is not a host name: labels of letters, digits, '-' "
+     "and '_', separated by '.'\n"
+     "t.yaml:12:37: monitors.k.interval: must be between 1s and 1d, got '500ms'\n"
+     "t.yaml:12:56: monitors.k.down_after: must be between 1 and 100, got '0'\n"},
+    {"bad objectives",
+     "objectives:\n"
+     "  a: { source: listener:nope, kind: availability, target: 99.9% }\n"
+     "  b: { source: route:web/nope, kind: availability, target: 99.9% }\n"
+     "  c: { source: monitor:nope, kind: availability, target: 99.9% }\n"
+     "  d: { source: pool:site, kind: availability, target: 99.9% }\n"
+     "  e: { source: route:web, kind: availability, target: 99.9% }\n"
+     "  f: { source: listener:web, kind: latency, target: 99% }\n"
+     "  g: { source: listener:web, kind: availability, threshold: 300ms, target: 99% }\n"
+     "  h: { source: route:web/api, kind: latency, threshold: 120ms, target: 99% }\n"
+     "  i: { source: listener:web, kind: availability, target: 100% }\n"
+     "  j: { source: listener:web, kind: availability, target: 0% }\n"
+     "  k: { source: listener:web, kind: availability, target: 99.9%, window: 12h }\n"
+     "  l: { source: listener:web, kind: availability, target: 99.9%, window: 91d }\n"
+     "  m: { source: listener:web, kind: availability, target: 99.9%, alerts: [ nope ] }\n"
+     "  n: { source: listener:web, kind: speed, target: 99.9% }\n"
+     "  o: { source: listener:web, target: 99.9% }\n"
+     "  p: { source: route:web/1, kind: latency, threshold: 2500ms, target: 99%, alerts: [] }\n"
+     "  q: { source: route:nope/1, kind: availability, target: 99% }\n"
+     MON_BASE,
+     "t.yaml:2:16: objective 'a' names listener 'nope', which does not exist; listeners are: web\n"
+     "t.yaml:3:16: objective 'b' names route 'nope', which does not exist; routes of listener "
+     "'web' are: api, 1\n"
+     "t.yaml:4:16: objective 'c' names monitor 'nope', which does not exist; no monitors are "
+     "defined\n"
+     "t.yaml:5:16: objectives.d.source: expected listener:NAME, route:LISTENER/ROUTE or "
+     "monitor:NAME, got 'pool:site'\n"
+     "t.yaml:6:16: objectives.e.source: expected listener:NAME, route:LISTENER/ROUTE or "
+     "monitor:NAME, got 'route:web'\n"
+     "t.yaml:7:36: objectives.f: kind: latency needs a threshold\n"
+     "t.yaml:8:61: objectives.g: threshold is only used with kind: latency\n"
+     "t.yaml:9:57: objective 'h': threshold 120ms is not a bound of the gateway's latency "
+     "histogram, so requests could not be counted exactly; use one of 1ms, 5ms, 10ms, 25ms, "
+     "50ms, 100ms, 200ms, 250ms, 300ms, 500ms, 750ms, 1s, 2500ms, 5s, 10s\n"
+     "t.yaml:10:58: objectives.i.target: must be between 0.0001% and 99.9999%, got '100%'\n"
+     "t.yaml:11:58: objectives.j.target: must be between 0.0001% and 99.9999%, got '0%'\n"
+     "t.yaml:12:73: objectives.k.window: must be between 1d and 90d, got '12h'\n"
+     "t.yaml:13:73: objectives.l.window: must be between 1d and 90d, got '91d'\n"
+     "t.yaml:14:75: item 0 of objective 'm' names alert 'nope', which does not exist; no alerts "
+     "are defined\n"
+     "t.yaml:15:36: objectives.n.kind: expected one of availability, latency, got 'speed'\n"
+     "t.yaml:16:3: objectives.o: missing required key 'kind'\n"
+     "t.yaml:17:76: objectives.p.alerts: expected 1 to 100 entries, got 0\n"
+     "t.yaml:18:16: objective 'q' names listener 'nope', which does not exist; listeners are: "
+     "web\n"},
+    {"bad alerts, maintenance windows and store",
+     "alerts:\n"
+     "  a: { repeat: 4h }\n"
+     "  b: { webhook: \"http://127.0.0.1:5000/hook\" }\n"
+     "  c: { webhook: \"http://127.0.0.1:5000/hook\", secret_file: /nonexistent/secret }\n"
+     "  d: { webhook: \"http://127.0.0.1:5000/hook\", secret_file: /tmp, email: { to: [ a@b.c ], "
+     "from: b@c.d, smtp: \"smtp://x\" } }\n"
+     "  e: { secret_file: /dev/null, email: { to: [ a@b.c ], from: b@c.d, smtp: \"smtp://x\" } }\n"
+     "  f: { email: { to: [ nobody, \"x@y z\" ], from: b@c.d, smtp: \"http://x\", username: u } }\n"
+     "  g: { email: { to: [], from: b@c.d, smtp: \"smtps://x:465\", password_file: /dev/null } }\n"
+     "  h: { email: { from: b@c.d } }\n"
+     "  i: { webhook: \"http://127.0.0.1:5000/hook\", secret_file: /dev/null, repeat: 10s, "
+     "group_wait: 2h }\n"
+     "maintenance:\n"
+     "  a: { start: \"2026-12-01T02:00:00Z\", end: \"2026-12-01T02:00:00Z\" }\n"
+     "  b: { start: \"2026-02-30T02:00:00Z\", end: \"2026-12-01 03:00:00\" }\n"
+     "  c: { start: \"2026-12-01T02:00:00+01:00\" }\n"
+     "  d: { start: \"2026-12-01T02:00:00Z\", end: \"2026-12-01T03:00:00Z\", objectives: [ nope ] "
+     "}\n"
+     "store: { sync: fast, queue: 1, retention: { raw: 1m, centuries: 1 } }\n"
+     MON_BASE,
+     "t.yaml:2:3: alerts.a: one of webhook or email is required\n"
+     "t.yaml:3:17: alerts.b: webhook needs secret_file (the key that signs each call)\n"
+     "t.yaml:4:60: alerts.c.secret_file: cannot read '/nonexistent/secret': No such file or "
+     "directory\n"
+     "t.yaml:5:60: alerts.d.secret_file: '/tmp' is not a regular file\n"
+     "t.yaml:5:66: alerts.d: webhook and email cannot both be set: define two alerts\n"
+     "t.yaml:6:21: alerts.e: secret_file is only used with webhook\n"
+     "t.yaml:7:23: alerts.f.email.to[0]: expected an email address like ops@example.com, got "
+     "'nobody'\n"
+     "t.yaml:7:31: alerts.f.email.to[1]: expected an email address like ops@example.com, got "
+     "'x@y z'\n"
+     "t.yaml:7:61: alerts.f.email.smtp: expected an smtp:// or smtps:// URL, got 'http://x'\n"
+     "t.yaml:7:83: alerts.f: email.username needs email.password_file\n"
+     "t.yaml:8:17: alerts.g.email.to: expected 1 to 100 entries, got 0\n"
+     "t.yaml:8:76: alerts.g: email.password_file is only used with email.username\n"
+     "t.yaml:8:76: alerts.g.email.password_file: '/dev/null' is not a regular file\n"
+     "t.yaml:9:8: alerts.h.email: missing required key 'to'\n"
+     "t.yaml:9:8: alerts.h.email: missing required key 'smtp'\n"
+     "t.yaml:10:60: alerts.i.secret_file: '/dev/null' is not a regular file\n"
+     "t.yaml:10:79: alerts.i.repeat: must be between 1m and 7d, got '10s'\n"
+     "t.yaml:10:96: alerts.i.group_wait: must be between 0 and 1h, got '2h'\n"
+     "t.yaml:12:44: maintenance.a: end must be after start\n"
+     "t.yaml:13:15: maintenance.b.start: expected a UTC time like 2026-12-01T02:00:00Z, got "
+     "'2026-02-30T02:00:00Z'\n"
+     "t.yaml:13:44: maintenance.b.end: expected a UTC time like 2026-12-01T02:00:00Z, got "
+     "'2026-12-01 03:00:00'\n"
+     "t.yaml:14:3: maintenance.c: missing required key 'end'\n"
+     "t.yaml:14:15: maintenance.c.start: expected a UTC time like 2026-12-01T02:00:00Z, got "
+     "'2026-12-01T02:00:00+01:00'\n"
+     "t.yaml:15:82: item 0 of maintenance window 'd' names objective 'nope', which does not "
+     "exist; no objectives are defined\n"
+     "t.yaml:16:16: store.sync: expected one of normal, full, got 'fast'\n"
+     "t.yaml:16:29: store.queue: must be between 16 and 16777216, got '1'\n"
+     "t.yaml:16:50: store.retention.raw: must be between 1h and 3650d, got '1m'\n"
+     "t.yaml:16:54: unknown key 'centuries' in store.retention\n"},
     {"duplicate keys",
      "workers: 1\n"
      "listeners:\n"
@@ -1337,6 +1657,12 @@ static void test_reference_documents_every_key(void **state)
         "### `pools.<name>.health.expect`",
         "### `pools.<name>.outlier.max_ejected`",
         "### `pools.<name>.retry.on`",
+        "### `store.retention.deliveries`",
+        "### `monitors.<name>.cert_days`",
+        "### `objectives.<name>.source`",
+        "### `objectives.<name>.alerts[].alert`",
+        "### `alerts.<name>.email.to[].address`",
+        "### `maintenance.<name>.end`",
         "## Complete example",
     };
     char *doc = NULL;
@@ -1351,6 +1677,8 @@ static void test_reference_documents_every_key(void **state)
     static const char *const gone[] = {
         "- `pools.<name>.hash`:",     "- `pools.<name>.backup`:",  "- `pools.<name>.failover`:",
         "- `pools.<name>.health`:",   "- `pools.<name>.outlier`:", "- `pools.<name>.retry`:",
+        "- `store`:",                 "- `monitors`:",             "- `objectives`:",
+        "- `alerts`:",                "- `maintenance`:",
         "planned, not supported yet",
     };
     for (size_t i = 0; i < N(gone); i++)
@@ -1368,6 +1696,7 @@ int main(void)
         cmocka_unit_test(test_health_check_values_are_stored),
         cmocka_unit_test(test_backup_chain_and_failover_are_resolved),
         cmocka_unit_test(test_outlier_and_retry_values_are_stored),
+        cmocka_unit_test(test_webhook_alert_and_monitor_objectives_are_resolved),
         cmocka_unit_test(test_json_file_is_accepted),
         cmocka_unit_test(test_json_errors_have_positions_too),
         cmocka_unit_test(test_off_values_disable_admin_and_access_log),
