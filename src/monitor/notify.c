@@ -62,6 +62,13 @@ typedef struct {
 
 typedef struct rcv rcv_t;
 
+/* A post in the queue, with the time it was made: a group's wait starts
+ * when the control thread saw the change, not when this thread got to it. */
+typedef struct {
+    notify_alert_t a;
+    int64_t at;
+} qitem_t;
+
 /* One notification being delivered: its attempts share id and payload. */
 typedef struct {
     rcv_t *r;
@@ -102,7 +109,7 @@ struct notify {
 
     /* The queue: qn alerts from qhead, in a ring of qcap. */
     pthread_mutex_t q_mu;
-    notify_alert_t *q, *batch;
+    qitem_t *q, *batch;
     size_t qcap, qhead, qn;
 
     /* The deliveries: record k is at k % ring_cap while k >= ring_total - ring_n. */
@@ -470,7 +477,8 @@ static entry_t *entry_add(notify_t *n, rcv_t *r)
     return e;
 }
 
-/* Applies one post to its receiver's memory (the rules in notify.h). */
+/* Applies one post, made at `now`, to its receiver's memory (the rules in
+ * notify.h). */
 static void apply_post(notify_t *n, const notify_alert_t *a, int64_t now)
 {
     rcv_t *r = &n->rcv[a->receiver];
@@ -623,7 +631,7 @@ static int next_wait_ms(notify_t *n, int64_t now, bool *idle)
 
 /* ---- the thread ---- */
 
-static void drain(notify_t *n, int64_t now)
+static void drain(notify_t *n)
 {
     size_t k;
     pthread_mutex_lock(&n->q_mu);
@@ -633,7 +641,7 @@ static void drain(notify_t *n, int64_t now)
     n->qn = 0;
     pthread_mutex_unlock(&n->q_mu);
     for (size_t i = 0; i < k; i++)
-        apply_post(n, &n->batch[i], now);
+        apply_post(n, &n->batch[i].a, n->batch[i].at);
 }
 
 static void reap(notify_t *n, int64_t now)
@@ -657,7 +665,7 @@ static void *notify_thread(void *arg)
         uint64_t seen = n->sync_req;
         pthread_mutex_unlock(&n->sync_mu);
         int64_t now = n->now();
-        drain(n, now);
+        drain(n);
         start_due(n, now);
         int running;
         curl_multi_perform(n->multi, &running);
@@ -801,13 +809,16 @@ int notify_post(notify_t *n, const notify_alert_t *a)
 {
     if (a->receiver >= n->nrcv || !a->key[0] || a->state > NOTIFY_RESOLVED)
         return -EINVAL;
+    int64_t at = n->now();
     pthread_mutex_lock(&n->q_mu);
     if (n->qn == n->qcap) {
         pthread_mutex_unlock(&n->q_mu);
         atomic_fetch_add_explicit(&n->dropped, 1, memory_order_relaxed);
         return -ENOBUFS;
     }
-    notify_alert_t *q = &n->q[(n->qhead + n->qn++) % n->qcap];
+    qitem_t *item = &n->q[(n->qhead + n->qn++) % n->qcap];
+    notify_alert_t *q = &item->a;
+    item->at = at;
     *q = *a;
     /* Cleaned inside the queue so the control thread copies only once. */
     notify_text_fix(q->key, sizeof(q->key));
