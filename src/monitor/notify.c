@@ -88,8 +88,8 @@ struct rcv {
     unsigned idx;
     entry_t *entries; /* grows by doubling up to the notifier's alerts_max */
     size_t n, cap;
-    int64_t due;  /* the open group's time; 0: no group */
-    xfer_t *xfer; /* the notification in flight, NULL: none */
+    int64_t due;                     /* the open group's time; 0: no group */
+    xfer_t *xfer;                    /* the notification in flight, NULL: none */
     atomic_uint_fast64_t results[3]; /* attempts by notify_result_t */
 };
 
@@ -383,8 +383,8 @@ static notify_result_t judge(notify_t *n, xfer_t *x, CURLcode rc, long status, c
             return NOTIFY_SENT;
         if (rc == CURLE_OK)
             snprintf(err, errlen, "HTTP %ld", status);
-        permanent = rc == CURLE_OK && status >= 400 && status < 500 && status != 408 &&
-                    status != 429;
+        permanent =
+            rc == CURLE_OK && status >= 400 && status < 500 && status != 408 && status != 429;
     } else {
         if (rc == CURLE_OK)
             return NOTIFY_SENT;
@@ -400,8 +400,12 @@ static notify_result_t judge(notify_t *n, xfer_t *x, CURLcode rc, long status, c
 static void attempt_done(notify_t *n, xfer_t *x, CURLcode rc, int64_t now)
 {
     rcv_t *r = x->r;
-    notify_delivery_t d = {.receiver = r->idx, .kind = (uint8_t)r->c.kind, .state = x->state,
-                           .attempt = x->attempt, .nalerts = x->nalerts, .time = now};
+    notify_delivery_t d = {.receiver = r->idx,
+                           .kind = (uint8_t)r->c.kind,
+                           .state = x->state,
+                           .attempt = x->attempt,
+                           .nalerts = x->nalerts,
+                           .time = now};
     long status = 0;
     double seconds = mono_s() - x->started;
     if (x->easy) {

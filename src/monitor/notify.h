@@ -53,13 +53,13 @@ const char *notify_state_name(unsigned state);
  * array, and bytes that are not UTF-8 (or control characters) become '?'.
  * Empty strings are left out of notifications. About 1.2 KB. */
 typedef struct {
-    unsigned receiver;   /* index in notify_conf_t.receivers */
-    char key[128];       /* identity, e.g. "objective:availability:page"; not empty */
-    uint8_t state;       /* notify_state_t */
-    char objective[64];  /* "availability" */
-    char severity[16];   /* "page" | "ticket" */
-    char summary[256];   /* one line for people */
-    int64_t since;       /* unix seconds this state began; 0: unknown */
+    unsigned receiver;  /* index in notify_conf_t.receivers */
+    char key[128];      /* identity, e.g. "objective:availability:page"; not empty */
+    uint8_t state;      /* notify_state_t */
+    char objective[64]; /* "availability" */
+    char severity[16];  /* "page" | "ticket" */
+    char summary[256];  /* one line for people */
+    int64_t since;      /* unix seconds this state began; 0: unknown */
     uint8_t nlabels, nvalues;
     struct {
         char name[32], value[64];
@@ -101,19 +101,20 @@ typedef enum { NOTIFY_SENT, NOTIFY_RETRY, NOTIFY_FAILED } notify_result_t;
 const char *notify_result_name(unsigned result);
 
 typedef struct {
-    char id[33];          /* the notification's id (X-Surety-Delivery), same for every attempt */
-    unsigned receiver;    /* index */
+    char id[33];       /* the notification's id (X-Surety-Delivery), same for every attempt */
+    unsigned receiver; /* index */
     char receiver_name[64];
-    uint8_t kind;         /* notify_kind_t */
-    uint8_t result;       /* notify_result_t */
-    uint8_t state;        /* NOTIFY_FIRING when any alert in it fires */
-    unsigned attempt;     /* 1 for the first */
+    uint8_t kind;     /* notify_kind_t */
+    uint8_t result;   /* notify_result_t */
+    uint8_t state;    /* NOTIFY_FIRING when any alert in it fires */
+    unsigned attempt; /* 1 for the first */
     unsigned nalerts;
-    int64_t time;         /* end of the attempt, on the injected clock (unix s) */
-    int64_t retry_at;     /* NOTIFY_RETRY: when the next attempt is due; else 0 */
-    long status;          /* HTTP status or last SMTP reply code; 0: none */
-    double seconds;       /* duration of the attempt (real clock) */
-    char error[128];      /* empty when sent; curl's message or "HTTP 500" */
+    int64_t time;     /* end of the attempt, on the injected clock (unix s; read once per
+                         turn of the thread's loop) */
+    int64_t retry_at; /* NOTIFY_RETRY: when the next attempt is due; else 0 */
+    long status;      /* HTTP status or last SMTP reply code; 0: none */
+    double seconds;   /* duration of the attempt (real clock) */
+    char error[128];  /* empty when sent; curl's message or "HTTP 500" */
 } notify_delivery_t;
 
 /* Called on the notifier thread after each attempt; d is valid during the
@@ -123,15 +124,15 @@ typedef void (*notify_delivery_cb)(void *ud, const notify_delivery_t *d);
 
 typedef struct {
     const notify_receiver_t *receivers;
-    size_t nreceivers;         /* 1..NOTIFY_RECEIVERS_MAX */
-    size_t queue;              /* posts queued; 0: 256; at most NOTIFY_QUEUE_MAX */
-    size_t alerts;             /* alerts remembered per receiver; 0: 256; at most 4096 */
-    size_t ring;               /* deliveries kept for the API; 0: 100; at most 10000 */
-    unsigned max_attempts;     /* per notification; 0: 8 */
-    uint64_t backoff_s;        /* first retry after this; doubled each time; 0: 1 */
-    uint64_t backoff_max_s;    /* 0: 300 */
-    uint64_t timeout_ms;       /* per attempt (real clock); 0: 10000 */
-    int64_t (*now_unix)(void); /* the clock of every wait; NULL: time() */
+    size_t nreceivers;              /* 1..NOTIFY_RECEIVERS_MAX */
+    size_t queue;                   /* posts queued; 0: 256; at most NOTIFY_QUEUE_MAX */
+    size_t alerts;                  /* alerts remembered per receiver; 0: 256; at most 4096 */
+    size_t ring;                    /* deliveries kept for the API; 0: 100; at most 10000 */
+    unsigned max_attempts;          /* per notification; 0: 8 */
+    uint64_t backoff_s;             /* first retry after this; doubled each time; 0: 1 */
+    uint64_t backoff_max_s;         /* 0: 300 */
+    uint64_t timeout_ms;            /* per attempt (real clock); 0: 10000 */
+    int64_t (*now_unix)(void);      /* the clock of every wait; NULL: time() */
     notify_delivery_cb on_delivery; /* may be NULL */
     void *ud;
 } notify_conf_t;
@@ -152,9 +153,10 @@ notify_t *notify_new(const notify_conf_t *c, char *err, size_t errlen);
  * wait minutes for a webhook). NULL is fine. */
 void notify_free(notify_t *n);
 
-/* Any thread, never waits on I/O: copies a into the queue (a mutex held for
- * the copy only) and wakes the thread. 0, -EINVAL (receiver out of range,
- * empty key, unknown state) or -ENOBUFS (queue full; counted). */
+/* Any thread, never waits on I/O: stamps a with conf.now_unix (a group's
+ * wait starts when the change was seen), copies it into the queue (a mutex
+ * held for the copy only) and wakes the thread. 0, -EINVAL (receiver out of
+ * range, empty key, unknown state) or -ENOBUFS (queue full; counted). */
 int notify_post(notify_t *n, const notify_alert_t *a);
 
 /* Any thread: wakes the notifier thread so it reads the clock again (a test

@@ -30,9 +30,8 @@ int notify_hmac_sign(const void *key, size_t keylen, const char *timestamp, cons
     if (!ctx || !EVP_MAC_init(ctx, keylen ? key : &empty, keylen, params))
         goto out;
     if (!EVP_MAC_update(ctx, (const unsigned char *)timestamp, strlen(timestamp)) ||
-        !EVP_MAC_update(ctx, (const unsigned char *)".", 1) ||
-        !EVP_MAC_update(ctx, body, len) || !EVP_MAC_final(ctx, mac, &maclen, sizeof(mac)) ||
-        maclen != 32)
+        !EVP_MAC_update(ctx, (const unsigned char *)".", 1) || !EVP_MAC_update(ctx, body, len) ||
+        !EVP_MAC_final(ctx, mac, &maclen, sizeof(mac)) || maclen != 32)
         goto out;
     memcpy(out, "sha256=", 7);
     for (size_t i = 0; i < maclen; i++) {

@@ -26,8 +26,8 @@ typedef struct {
 /* One notification: what notify.c hands to the payload builders. */
 typedef struct {
     const notify_rcv_conf_t *rc;
-    const char *id;                 /* 32 hex digits */
-    int64_t now;                    /* unix s, the injected clock */
+    const char *id; /* 32 hex digits */
+    int64_t now;    /* unix s, the injected clock */
     const notify_alert_t *const *alerts;
     size_t nalerts;
 } notify_msg_t;

@@ -47,9 +47,8 @@ static void rfc5322_date(int64_t t, char *out, size_t outlen)
     time_t tt = (time_t)t;
     struct tm tm;
     gmtime_r(&tt, &tm);
-    snprintf(out, outlen, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday % 7],
-             tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-             tm.tm_sec);
+    snprintf(out, outlen, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday % 7], tm.tm_mday,
+             months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 /* The Subject: "[FIRING] <summary or key of the first alert>", and
@@ -182,9 +181,9 @@ int notify_smtp_setup(CURL *e, const notify_rcv_conf_t *rc, notify_payload_t *ms
         curl_easy_setopt(e, CURLOPT_READDATA, msg) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)msg->len) != CURLE_OK)
         goto out;
-    if (rc->username && (curl_easy_setopt(e, CURLOPT_USERNAME, rc->username) != CURLE_OK ||
-                         curl_easy_setopt(e, CURLOPT_PASSWORD, rc->password ? rc->password : "") !=
-                             CURLE_OK))
+    if (rc->username &&
+        (curl_easy_setopt(e, CURLOPT_USERNAME, rc->username) != CURLE_OK ||
+         curl_easy_setopt(e, CURLOPT_PASSWORD, rc->password ? rc->password : "") != CURLE_OK))
         goto out;
     *ret_rcpt = r;
     r = NULL;

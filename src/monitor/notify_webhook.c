@@ -70,9 +70,8 @@ char *notify_webhook_body(const notify_msg_t *m, size_t *ret_len)
     bad |= json_object_set_new(root, "version", json_integer(1));
     bad |= json_object_set_new(root, "id", json_string(m->id));
     bad |= json_object_set_new(root, "receiver", json_string(m->rc->name));
-    bad |= json_object_set_new(root, "status",
-                               json_string(notify_state_name(firing ? NOTIFY_FIRING
-                                                                    : NOTIFY_RESOLVED)));
+    bad |= json_object_set_new(
+        root, "status", json_string(notify_state_name(firing ? NOTIFY_FIRING : NOTIFY_RESOLVED)));
     bad |= json_object_set_new(root, "time", json_string(now));
     bad |= json_object_set(root, "alerts", alerts);
     if (!bad)

@@ -322,9 +322,13 @@ static notify_t *webhook_notifier(http_srv_t *s, notify_conf_t c)
     static char url[64];
     char err[256] = "";
     snprintf(url, sizeof(url), "http://127.0.0.1:%u/hook", s->port);
-    notify_receiver_t r = {.name = "ops", .kind = NOTIFY_WEBHOOK, .url = url,
-                           .secret = SECRET, .secret_len = strlen(SECRET),
-                           .repeat_s = 3600, .group_wait_s = 30};
+    notify_receiver_t r = {.name = "ops",
+                           .kind = NOTIFY_WEBHOOK,
+                           .url = url,
+                           .secret = SECRET,
+                           .secret_len = strlen(SECRET),
+                           .repeat_s = 3600,
+                           .group_wait_s = 30};
     c.receivers = &r;
     c.nreceivers = 1;
     c.now_unix = test_clock;
@@ -460,7 +464,8 @@ static void test_two_alerts_posted_together_are_one_notification(void **state)
     json_t *j = body_json(s, 0);
     json_t *alerts = json_object_get(j, "alerts");
     assert_int_equal(json_array_size(alerts), 2);
-    assert_string_equal(jstr(json_array_get(alerts, 0), "key", NULL), "objective:availability:page");
+    assert_string_equal(jstr(json_array_get(alerts, 0), "key", NULL),
+                        "objective:availability:page");
     assert_string_equal(jstr(json_array_get(alerts, 1), "key", NULL), "objective:latency:ticket");
     json_decref(j);
     notify_free(n);
@@ -659,8 +664,12 @@ static void test_email_has_envelope_subject_and_headers(void **state)
     char url[64], err[256] = "";
     snprintf(url, sizeof(url), "smtp://127.0.0.1:%u/surety.test", s->port);
     const char *to[] = {"Ops <ops@example.com>", "oncall@example.com"};
-    notify_receiver_t r = {.name = "mail", .kind = NOTIFY_EMAIL, .smtp_url = url,
-                           .from = "Surety <alerts@example.com>", .to = to, .nto = 2,
+    notify_receiver_t r = {.name = "mail",
+                           .kind = NOTIFY_EMAIL,
+                           .smtp_url = url,
+                           .from = "Surety <alerts@example.com>",
+                           .to = to,
+                           .nto = 2,
                            .group_wait_s = 30};
     notify_conf_t c = {.receivers = &r, .nreceivers = 1, .now_unix = test_clock};
     notify_t *n = notify_new(&c, err, sizeof(err));
@@ -784,11 +793,19 @@ static void test_bad_configuration_and_posts_are_refused(void **state)
     const char *to[] = {"ops@example.com"};
     notify_receiver_t bad[] = {
         {.name = "a", .kind = NOTIFY_WEBHOOK, .url = "ftp://x/"},
-        {.name = "b", .kind = NOTIFY_EMAIL, .smtp_url = "http://x/", .from = "a@b", .to = to,
+        {.name = "b",
+         .kind = NOTIFY_EMAIL,
+         .smtp_url = "http://x/",
+         .from = "a@b",
+         .to = to,
          .nto = 1},
         {.name = "c", .kind = NOTIFY_EMAIL, .smtp_url = "smtp://x/", .from = "a@b"},
-        {.name = "d", .kind = NOTIFY_EMAIL, .smtp_url = "smtp://x/", .from = "a@b\r\nBcc: x",
-         .to = to, .nto = 1},
+        {.name = "d",
+         .kind = NOTIFY_EMAIL,
+         .smtp_url = "smtp://x/",
+         .from = "a@b\r\nBcc: x",
+         .to = to,
+         .nto = 1},
         {.name = "", .kind = NOTIFY_WEBHOOK, .url = "http://x/"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
