@@ -12,7 +12,9 @@
  * into one body, de-duplication within repeat and the reminder after it,
  * resolved after firing, never-notified and flapping alerts kept quiet,
  * retries with backoff (500, 500, 200) under one delivery id, permanent
- * 4xx failure, giving up after max_attempts, email envelope and headers,
+ * 4xx failure, giving up after max_attempts, refused and silent receivers
+ * (the per-attempt timeout; posting meanwhile stays quick), email envelope
+ * and headers,
  * a full queue dropping and counting, metrics, configuration errors. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,6 +34,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -650,6 +653,47 @@ static void test_unreachable_webhook_is_retried(void **state)
     notify_free(n);
 }
 
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A receiver that never answers (the kernel accepts, nobody reads): the
+ * attempt ends at the per-attempt timeout, and posting meanwhile does not
+ * wait for it. */
+static void test_silent_webhook_times_out_and_posts_do_not_wait(void **state)
+{
+    (void)state;
+    unsigned short port;
+    int lfd = listen_any(&port);
+    char url[64], err[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/", port);
+    notify_receiver_t r = {.name = "slow", .kind = NOTIFY_WEBHOOK, .url = url};
+    notify_conf_t c = {.receivers = &r, .nreceivers = 1, .now_unix = test_clock, .timeout_ms = 300};
+    notify_t *n = notify_new(&c, err, sizeof(err));
+    assert_non_null(n);
+    post(n, "k", NOTIFY_FIRING);
+    atomic_fetch_add(&fake_now, 30);
+    notify_tick(n);
+    usleep(50 * 1000); /* the attempt is in flight now */
+    double t = mono_now();
+    for (int i = 0; i < 100; i++)
+        post(n, "k", NOTIFY_FIRING);
+    assert_true(mono_now() - t < 0.1);
+    assert_true(notify_sync(n, SYNC_MS));
+    double took = mono_now() - t;
+    notify_delivery_t d;
+    assert_int_equal(notify_deliveries(n, &d, 1), 1);
+    assert_int_equal(d.result, NOTIFY_RETRY);
+    assert_true(d.seconds >= 0.25 && d.seconds < 5);
+    assert_true(took < 5);
+    assert_non_null(strcasestr(d.error, "timed out"));
+    notify_free(n);
+    close(lfd);
+}
+
 /* ---- email ---- */
 
 static void test_email_has_envelope_subject_and_headers(void **state)
@@ -859,6 +903,7 @@ int main(void)
         cmocka_unit_test_setup(test_retries_with_backoff_until_2xx, setup),
         cmocka_unit_test_setup(test_4xx_fails_at_once_and_attempts_are_capped, setup),
         cmocka_unit_test_setup(test_unreachable_webhook_is_retried, setup),
+        cmocka_unit_test_setup(test_silent_webhook_times_out_and_posts_do_not_wait, setup),
         cmocka_unit_test_setup(test_email_has_envelope_subject_and_headers, setup),
         cmocka_unit_test_setup(test_full_queue_drops_and_counts, setup),
         cmocka_unit_test_setup(test_receiver_remembers_at_most_conf_alerts, setup),
