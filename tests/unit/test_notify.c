@@ -221,6 +221,8 @@ typedef struct {
     char from[128], rcpt[4][128];
     size_t nrcpt;
     char *data; /* the last message */
+    bool saw_auth;
+    const char *reject_rcpt; /* answered 550 */
 } smtp_srv_t;
 
 /* Reads one CRLF line into line[size]; false at EOF, error or timeout. */
@@ -257,6 +259,10 @@ static void smtp_session(smtp_srv_t *s, int fd)
             snprintf(from, sizeof(from), "%.*s", (int)strcspn(line + 10, " \r"), line + 10);
             smtp_say(fd, "250 OK\r\n");
         } else if (!strncasecmp(line, "RCPT TO:", 8)) {
+            if (s->reject_rcpt && strstr(line, s->reject_rcpt)) {
+                smtp_say(fd, "550 no such mailbox\r\n");
+                continue;
+            }
             if (nrcpt < 4)
                 snprintf(rcpt[nrcpt++], 128, "%.*s", (int)strcspn(line + 8, " \r"), line + 8);
             smtp_say(fd, "250 OK\r\n");
@@ -278,6 +284,11 @@ static void smtp_session(smtp_srv_t *s, int fd)
             s->nmail++;
             pthread_mutex_unlock(&s->mu);
             smtp_say(fd, "250 queued\r\n");
+        } else if (!strncasecmp(line, "AUTH", 4)) {
+            pthread_mutex_lock(&s->mu);
+            s->saw_auth = true;
+            pthread_mutex_unlock(&s->mu);
+            smtp_say(fd, "535 no\r\n");
         } else if (!strncasecmp(line, "QUIT", 4)) {
             smtp_say(fd, "221 bye\r\n");
             break;
@@ -298,6 +309,26 @@ static void *smtp_main(void *arg)
         close(fd);
     }
     return NULL;
+}
+
+static smtp_srv_t *smtp_start(void)
+{
+    smtp_srv_t *s = calloc(1, sizeof(*s));
+    assert_non_null(s);
+    pthread_mutex_init(&s->mu, NULL);
+    s->lfd = listen_any(&s->port);
+    assert_int_equal(pthread_create(&s->thread, NULL, smtp_main, s), 0);
+    return s;
+}
+
+static void smtp_stop(smtp_srv_t *s)
+{
+    atomic_store(&s->stop, true);
+    pthread_join(s->thread, NULL);
+    close(s->lfd);
+    free(s->data);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
 }
 
 /* ---- helpers ---- */
@@ -699,12 +730,7 @@ static void test_silent_webhook_times_out_and_posts_do_not_wait(void **state)
 static void test_email_has_envelope_subject_and_headers(void **state)
 {
     (void)state;
-    smtp_srv_t *s = calloc(1, sizeof(*s));
-    assert_non_null(s);
-    pthread_mutex_init(&s->mu, NULL);
-    s->lfd = listen_any(&s->port);
-    assert_int_equal(pthread_create(&s->thread, NULL, smtp_main, s), 0);
-
+    smtp_srv_t *s = smtp_start();
     char url[64], err[256] = "";
     snprintf(url, sizeof(url), "smtp://127.0.0.1:%u/surety.test", s->port);
     const char *to[] = {"Ops <ops@example.com>", "oncall@example.com"};
@@ -749,13 +775,67 @@ static void test_email_has_envelope_subject_and_headers(void **state)
     assert_int_equal(d.result, NOTIFY_SENT);
     assert_int_equal(d.kind, NOTIFY_EMAIL);
     notify_free(n);
+    smtp_stop(s);
+}
 
-    atomic_store(&s->stop, true);
-    pthread_join(s->thread, NULL);
-    close(s->lfd);
-    free(s->data);
-    pthread_mutex_destroy(&s->mu);
-    free(s);
+/* A username on smtp:// requires STARTTLS: a server without it gets no
+ * password (and no mail); an SMTP 5xx is permanent, not retried. */
+static void test_email_password_never_in_clear_and_5xx_not_retried(void **state)
+{
+    (void)state;
+    smtp_srv_t *s = smtp_start();
+    s->reject_rcpt = "nobody@";
+    char url[64], err[256] = "";
+    snprintf(url, sizeof(url), "smtp://127.0.0.1:%u", s->port);
+    const char *to1[] = {"ops@example.com"}, *to2[] = {"nobody@example.com"};
+    notify_receiver_t r[] = {
+        {.name = "auth",
+         .kind = NOTIFY_EMAIL,
+         .smtp_url = url,
+         .from = "a@example.com",
+         .to = to1,
+         .nto = 1,
+         .username = "surety",
+         .password = "pw"},
+        {.name = "reject",
+         .kind = NOTIFY_EMAIL,
+         .smtp_url = url,
+         .from = "a@example.com",
+         .to = to2,
+         .nto = 1},
+    };
+    notify_conf_t c = {.receivers = r, .nreceivers = 2, .now_unix = test_clock};
+    notify_t *n = notify_new(&c, err, sizeof(err));
+    if (!n)
+        fail_msg("notify_new: %s", err);
+    notify_alert_t a = alert("k", NOTIFY_FIRING);
+    assert_int_equal(notify_post(n, &a), 0);
+    advance(n, 30);
+    notify_delivery_t d;
+    assert_int_equal(notify_deliveries(n, &d, 1), 1);
+    assert_string_equal(d.receiver_name, "auth");
+    assert_int_equal(d.result, NOTIFY_RETRY);
+    assert_non_null(strstr(d.error, "STARTTLS"));
+
+    a.receiver = 1;
+    assert_int_equal(notify_post(n, &a), 0);
+    advance(n, 30);
+    /* "auth" retried meanwhile: find "reject"'s attempt among the latest. */
+    notify_delivery_t all[8];
+    size_t k = notify_deliveries(n, all, 8), i = 0;
+    while (i < k && strcmp(all[i].receiver_name, "reject"))
+        i++;
+    assert_true(i < k);
+    d = all[i];
+    assert_int_equal(d.result, NOTIFY_FAILED);
+    assert_int_equal(d.status, 550);
+    assert_int_equal(d.attempt, 1);
+    pthread_mutex_lock(&s->mu);
+    assert_false(s->saw_auth);
+    assert_int_equal(s->nmail, 0);
+    pthread_mutex_unlock(&s->mu);
+    notify_free(n);
+    smtp_stop(s);
 }
 
 /* ---- queue, metrics, configuration ---- */
@@ -905,6 +985,7 @@ int main(void)
         cmocka_unit_test_setup(test_unreachable_webhook_is_retried, setup),
         cmocka_unit_test_setup(test_silent_webhook_times_out_and_posts_do_not_wait, setup),
         cmocka_unit_test_setup(test_email_has_envelope_subject_and_headers, setup),
+        cmocka_unit_test_setup(test_email_password_never_in_clear_and_5xx_not_retried, setup),
         cmocka_unit_test_setup(test_full_queue_drops_and_counts, setup),
         cmocka_unit_test_setup(test_receiver_remembers_at_most_conf_alerts, setup),
         cmocka_unit_test_setup(test_bad_configuration_and_posts_are_refused, setup),
