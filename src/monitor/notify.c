@@ -892,6 +892,47 @@ size_t notify_deliveries(notify_t *n, notify_delivery_t *out, size_t max)
     return k;
 }
 
+json_t *notify_deliveries_json(notify_t *n, size_t limit)
+{
+    size_t max = limit && limit < n->ring_cap ? limit : n->ring_cap, k;
+    notify_delivery_t *d = malloc(max * sizeof(*d));
+    json_t *arr = d ? json_array() : NULL;
+    char t[24];
+    k = d && arr ? notify_deliveries(n, d, max) : 0;
+    for (size_t i = 0; arr && i < k; i++) {
+        json_t *o = json_object();
+        int bad = !o;
+        bad |= json_object_set_new(o, "id", json_string(d[i].id));
+        bad |= json_object_set_new(o, "receiver", json_string(d[i].receiver_name));
+        bad |= json_object_set_new(o, "kind",
+                                   json_string(d[i].kind == NOTIFY_EMAIL ? "email" : "webhook"));
+        bad |= json_object_set_new(o, "result", json_string(notify_result_name(d[i].result)));
+        bad |= json_object_set_new(o, "state", json_string(notify_state_name(d[i].state)));
+        bad |= json_object_set_new(o, "attempt", json_integer(d[i].attempt));
+        bad |= json_object_set_new(o, "alerts", json_integer(d[i].nalerts));
+        notify_time_rfc3339(d[i].time, t);
+        bad |= json_object_set_new(o, "time", json_string(t));
+        if (d[i].retry_at) {
+            notify_time_rfc3339(d[i].retry_at, t);
+            bad |= json_object_set_new(o, "retry_at", json_string(t));
+        }
+        bad |= json_object_set_new(o, "status", json_integer(d[i].status));
+        bad |= json_object_set_new(o, "seconds", json_real(d[i].seconds));
+        /* curl's messages are ASCII; cleaned anyway, jansson wants UTF-8. */
+        notify_text_fix(d[i].error, sizeof(d[i].error));
+        if (d[i].error[0])
+            bad |= json_object_set_new(o, "error", json_string(d[i].error));
+        if (bad)
+            json_decref(o);
+        if (bad || json_array_append_new(arr, o)) { /* append_new frees o on failure */
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    free(d);
+    return arr;
+}
+
 void notify_counters(notify_t *n, notify_counters_t *out)
 {
     memset(out, 0, sizeof(*out));

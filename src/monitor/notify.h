@@ -33,6 +33,7 @@
 #ifndef SURETY_MONITOR_NOTIFY_H
 #define SURETY_MONITOR_NOTIFY_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -172,6 +173,14 @@ bool notify_sync(notify_t *n, uint64_t timeout_ms);
 /* Any thread: copies up to max of the latest deliveries, newest first, into
  * out; returns how many. */
 size_t notify_deliveries(notify_t *n, notify_delivery_t *out, size_t max);
+
+/* The same as JSON for the API, newest first, at most limit (0: all kept):
+ * [{"id":"...","receiver":"ops","kind":"webhook","result":"retry",
+ *   "state":"firing","attempt":1,"alerts":2,"time":"2026-...Z",
+ *   "retry_at":"2026-...Z","status":500,"seconds":0.012,"error":"HTTP 500"}]
+ * (retry_at only for a retry, error only when not empty). NULL when out of
+ * memory; the caller json_decref()s. */
+json_t *notify_deliveries_json(notify_t *n, size_t limit);
 
 /* Relaxed counters. posted: accepted by notify_post; dropped: refused by a
  * full queue; forgotten: posts of a new alert refused because the receiver

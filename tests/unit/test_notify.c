@@ -625,6 +625,18 @@ static void test_retries_with_backoff_until_2xx(void **state)
     assert_string_equal(id0, id2);
     assert_string_equal(s->body[0], s->body[2]);
     assert_int_equal(strtoll(ts2, NULL, 10) - strtoll(ts0, NULL, 10), 3);
+    json_t *log = notify_deliveries_json(n, 0);
+    assert_int_equal(json_array_size(log), 3);
+    assert_string_equal(jstr(json_array_get(log, 0), "result", NULL), "sent");
+    assert_null(json_object_get(json_array_get(log, 0), "error"));
+    assert_string_equal(jstr(json_array_get(log, 1), "result", NULL), "retry");
+    assert_string_equal(jstr(json_array_get(log, 1), "error", NULL), "HTTP 500");
+    assert_string_equal(jstr(json_array_get(log, 1), "retry_at", NULL), "2026-11-18T11:07:13Z");
+    assert_string_equal(jstr(json_array_get(log, 2), "id", NULL), id0);
+    json_decref(log);
+    log = notify_deliveries_json(n, 1);
+    assert_int_equal(json_array_size(log), 1);
+    json_decref(log);
     notify_counters_t c;
     notify_counters(n, &c);
     assert_int_equal(c.sent, 1);
