@@ -9,8 +9,9 @@
 set -euo pipefail
 
 build=(meson ninja-build pkg-config gcc libc6-dev libfyaml-dev libssl-dev libjansson-dev curl
-       libmodsecurity-dev modsecurity-crs libnftables-dev libsqlite3-dev)
-test=(clang libclang-rt-14-dev libcmocka-dev python3-pytest prometheus wrk openssl nftables iproute2 sqlite3)
+       libmodsecurity-dev modsecurity-crs libnftables-dev libsqlite3-dev libcurl4-openssl-dev)
+test=(clang libclang-rt-14-dev libcmocka-dev python3-pytest prometheus wrk openssl nftables iproute2
+      sqlite3)
 bench=(haproxy nginx-light libnginx-mod-http-modsecurity wrk)
 
 want=("${build[@]}")
