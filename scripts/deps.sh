@@ -9,7 +9,7 @@
 set -euo pipefail
 
 build=(meson ninja-build pkg-config gcc libc6-dev libfyaml-dev libssl-dev libjansson-dev curl
-       libmodsecurity-dev modsecurity-crs libnftables-dev)
+       libmodsecurity-dev modsecurity-crs libnftables-dev libcurl4-openssl-dev)
 test=(clang libclang-rt-14-dev libcmocka-dev python3-pytest prometheus wrk openssl nftables iproute2)
 bench=(haproxy nginx-light libnginx-mod-http-modsecurity wrk)
 
