@@ -271,8 +271,8 @@ probe_t *probe_new(loop_t *loop, const probe_spec_t *specs, size_t n, const prob
      * probe every target in the same millisecond. */
     err = -ENOMEM;
     for (size_t i = 0; i < n; i++)
-        if (loop_timer_start(loop, &p->mons[i].tick,
-                             rand_below(p, p->mons[i].spec.interval_ms)) < 0)
+        if (loop_timer_start(loop, &p->mons[i].tick, rand_below(p, p->mons[i].spec.interval_ms)) <
+            0)
             goto fail;
     return p;
 fail:

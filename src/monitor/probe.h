@@ -57,25 +57,25 @@ typedef struct {
     const char *name;
     probe_kind_t kind;
     const char *target;
-    unsigned expect_status;  /* HTTP; 0: 200 */
-    const char *body;        /* HTTP; substring the body must contain; NULL: none */
-    uint32_t latency_ms;     /* any kind; fail above it; 0: no threshold */
-    uint32_t cert_days;      /* https only; fail when fewer days remain; 0: no check */
-    const char *ca_file;     /* https; PEM bundle to verify with; NULL: the system's */
-    uint32_t interval_ms;    /* 0: 30000; the config asks >= 1 s, tests go lower */
-    uint32_t timeout_ms;     /* 0: 5000 */
-    uint32_t down_after;     /* 0: 2 */
-    uint32_t up_after;       /* 0: 2 */
+    unsigned expect_status; /* HTTP; 0: 200 */
+    const char *body;       /* HTTP; substring the body must contain; NULL: none */
+    uint32_t latency_ms;    /* any kind; fail above it; 0: no threshold */
+    uint32_t cert_days;     /* https only; fail when fewer days remain; 0: no check */
+    const char *ca_file;    /* https; PEM bundle to verify with; NULL: the system's */
+    uint32_t interval_ms;   /* 0: 30000; the config asks >= 1 s, tests go lower */
+    uint32_t timeout_ms;    /* 0: 5000 */
+    uint32_t down_after;    /* 0: 2 */
+    uint32_t up_after;      /* 0: 2 */
 } probe_spec_t;
 
 #define PROBE_DETAIL_MAX 160
 
 typedef struct {
     bool ok;
-    uint32_t latency_ms; /* HTTP: total time; TCP: connect time; DNS: lookup time */
-    int status;          /* HTTP status code; 0 when none */
-    int64_t at;          /* hooks.now_unix() when it ended */
-    int64_t cert_expiry; /* https: earliest notAfter of the chain, unix time; 0 unknown */
+    uint32_t latency_ms;           /* HTTP: total time; TCP: connect time; DNS: lookup time */
+    int status;                    /* HTTP status code; 0 when none */
+    int64_t at;                    /* hooks.now_unix() when it ended */
+    int64_t cert_expiry;           /* https: earliest notAfter of the chain, unix time; 0 unknown */
     char detail[PROBE_DETAIL_MAX]; /* "status 503", "timeout after 5000 ms", ... */
 } probe_result_t;
 

@@ -96,8 +96,8 @@ int probe_cert_time_parse(const char *text, int64_t *ret_unix)
     int end = 0;
     while (*text == ' ')
         text++;
-    if (sscanf(text, "%3s %d %d:%d:%d %d%n", mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-               &tm.tm_sec, &tm.tm_year, &end) == 6 &&
+    if (sscanf(text, "%3s %d %d:%d:%d %d%n", mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
+               &tm.tm_year, &end) == 6 &&
         end > 0) {
         tm.tm_mon = month_parse(mon);
     } else if (sscanf(text, "%d-%d-%d %d:%d:%d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
@@ -112,9 +112,9 @@ int probe_cert_time_parse(const char *text, int64_t *ret_unix)
         rest++;
     if (*rest && strcmp(rest, "GMT") != 0 && strcmp(rest, "UTC") != 0)
         return -EINVAL;
-    if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-        tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60 || tm.tm_year < 1950 ||
-        tm.tm_hour < 0 || tm.tm_min < 0 || tm.tm_sec < 0 || tm.tm_year > 9999)
+    if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+        tm.tm_min > 59 || tm.tm_sec > 60 || tm.tm_year < 1950 || tm.tm_hour < 0 || tm.tm_min < 0 ||
+        tm.tm_sec < 0 || tm.tm_year > 9999)
         return -EINVAL;
     tm.tm_year -= 1900;
     *ret_unix = (int64_t)timegm(&tm);
@@ -312,9 +312,8 @@ void probe_curl_done(curl_loop_t *cl, CURL *easy, CURLcode result, void *ud)
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&m);
     probe_result_t r = {0};
     curl_off_t us = 0;
-    curl_easy_getinfo(easy, m->spec.kind == PROBE_TCP ? CURLINFO_CONNECT_TIME_T
-                                                      : CURLINFO_TOTAL_TIME_T,
-                      &us);
+    curl_easy_getinfo(
+        easy, m->spec.kind == PROBE_TCP ? CURLINFO_CONNECT_TIME_T : CURLINFO_TOTAL_TIME_T, &us);
     r.latency_ms = us / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(us / 1000);
     if (result != CURLE_OK && !(result == CURLE_WRITE_ERROR && m->body_capped))
         curl_error_detail(m, easy, result, &r);

@@ -5,8 +5,12 @@
  * thread. The server answers every request with its current status and
  * body, after its current delay, or never; the test runs the loop until a
  * condition holds. The hooks record every result and transition; the wall
- * clock is injected. probe_int.h gives the tests the monitor's internals. */
+ * clock is injected. HTTPS runs against a certificate made with `openssl
+ * req` and served by OpenSSL on a test thread. probe_int.h gives the tests
+ * the monitor's internals. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,9 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
 
 #include "core/sock.h"
 #include "monitor/probe_int.h"
@@ -80,7 +89,8 @@ static void tconn_flush(tconn_t *c)
 static void tconn_answer(tconn_t *c)
 {
     const char *body = c->s->body ? c->s->body : "ok\n";
-    assert_true(asprintf(&c->out, "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+    assert_true(asprintf(&c->out,
+                         "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
                          c->s->status, strlen(body), body) > 0);
     c->out_len = strlen(c->out);
     tconn_flush(c);
@@ -247,8 +257,8 @@ static void fixture_init(fixture_t *f, probe_kind_t kind)
 
 static void fixture_start(fixture_t *f)
 {
-    probe_hooks_t hooks = {.ud = f, .on_result = on_result, .on_state = on_state,
-                           .now_unix = now_unix};
+    probe_hooks_t hooks = {
+        .ud = f, .on_result = on_result, .on_state = on_state, .now_unix = now_unix};
     int err = 0;
     f->p = probe_new(f->loop, &f->spec, 1, &hooks, &err);
     assert_non_null(f->p);
@@ -645,7 +655,8 @@ static void test_probe_still_in_flight_at_the_next_tick_is_skipped(void **unused
     assert_int_equal(prom_error(pr), 0);
     str_t s = prom_str(pr);
     char *text = strndup(s.p, s.len);
-    assert_non_null(strstr(text, "surety_monitor_probes_total{monitor=\"web\",result=\"fail\"} 1\n"));
+    assert_non_null(
+        strstr(text, "surety_monitor_probes_total{monitor=\"web\",result=\"fail\"} 1\n"));
     assert_non_null(strstr(text, "surety_monitor_probes_total{monitor=\"web\",result=\"ok\"} 0\n"));
     assert_non_null(strstr(text, "surety_monitor_probes_skipped_total{monitor=\"web\"} "));
     assert_non_null(strstr(text, "surety_monitor_probe_duration_seconds{monitor=\"web\"} 0.4"));
@@ -723,6 +734,145 @@ static void test_probe_new_rejects_specs_that_cannot_run(void **unused)
     loop_free(loop);
 }
 
+/* ---- HTTPS: a certificate made with openssl req, served by a test thread ---- */
+
+typedef struct {
+    SSL_CTX *ctx;
+    int lfd;
+    int port;
+} tls_srv_t;
+
+/* Serves one TLS connection: reads the request head, answers 200. */
+static void *tls_srv_main(void *arg)
+{
+    tls_srv_t *t = arg;
+    int fd = accept(t->lfd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    SSL *ssl = SSL_new(t->ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_accept(ssl) == 1) {
+        char in[4096];
+        size_t len = 0;
+        int n;
+        while (len < sizeof(in) - 1 &&
+               (n = SSL_read(ssl, in + len, (int)(sizeof(in) - 1 - len))) > 0) {
+            len += (size_t)n;
+            in[len] = '\0';
+            if (strstr(in, "\r\n\r\n"))
+                break;
+        }
+        static const char resp[] =
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
+        SSL_write(ssl, resp, (int)strlen(resp));
+        SSL_shutdown(ssl);
+    }
+    SSL_free(ssl);
+    close(fd);
+    return NULL;
+}
+
+/* A self-signed certificate for 127.0.0.1 valid for days days, in dir. */
+static void make_cert(const char *dir, int days)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/key.pem -out %s/crt.pem "
+             "-days %d -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null",
+             dir, dir, days);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void tls_srv_start(tls_srv_t *t, const char *dir)
+{
+    char crt[256], key[256];
+    snprintf(crt, sizeof(crt), "%s/crt.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    t->ctx = SSL_CTX_new(TLS_server_method());
+    assert_non_null(t->ctx);
+    assert_int_equal(SSL_CTX_use_certificate_chain_file(t->ctx, crt), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM), 1);
+    t->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(t->lfd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(t->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(t->lfd, 4), 0);
+    socklen_t len = sizeof(a);
+    assert_int_equal(getsockname(t->lfd, (struct sockaddr *)&a, &len), 0);
+    t->port = ntohs(a.sin_port);
+}
+
+static int64_t real_now(void *ud)
+{
+    (void)ud;
+    return (int64_t)time(NULL);
+}
+
+/* One https probe against a certificate valid for cert_valid days, asking
+ * for cert_days; returns the result, and the metrics text in *ret_metrics. */
+static probe_result_t https_probe(int cert_valid, uint32_t cert_days, char **ret_metrics)
+{
+    char dir[] = "/tmp/surety-probe-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    make_cert(dir, cert_valid);
+    tls_srv_t t;
+    tls_srv_start(&t, dir);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, tls_srv_main, &t), 0);
+
+    fixture_t f;
+    fixture_init(&f, PROBE_HTTP);
+    char url[64], ca[256];
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/", t.port);
+    snprintf(ca, sizeof(ca), "%s/crt.pem", dir);
+    f.spec.target = url;
+    f.spec.ca_file = ca;
+    f.spec.cert_days = cert_days;
+    f.spec.interval_ms = 60000;
+    f.spec.timeout_ms = 5000;
+    probe_hooks_t hooks = {.ud = &f, .on_result = on_result, .now_unix = real_now};
+    int err = 0;
+    f.p = probe_new(f.loop, &f.spec, 1, &hooks, &err);
+    assert_non_null(f.p);
+    assert_int_equal(loop_timer_start(f.loop, &f.p->mons[0].tick, 0), 0); /* now */
+    probe_result_t r = *next_result(&f, 6000);
+    pthread_join(th, NULL);
+
+    prom_t *pr = prom_new(1 << 16);
+    probe_metrics_write(f.p, pr);
+    str_t s = prom_str(pr);
+    *ret_metrics = strndup(s.p, s.len);
+    prom_free(pr);
+    fixture_deinit(&f);
+    close(t.lfd);
+    SSL_CTX_free(t.ctx);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    return r;
+}
+
+static void test_probe_https_certificate_days_remaining(void **unused)
+{
+    (void)unused;
+    char *m = NULL;
+    int64_t now = (int64_t)time(NULL);
+    /* valid 10 days, 5 asked for: ok, and the expiry is known */
+    probe_result_t r = https_probe(10, 5, &m);
+    assert_true(r.ok);
+    assert_string_equal(r.detail, "status 200");
+    assert_true(r.cert_expiry > now + 9 * 86400 && r.cert_expiry <= now + 10 * 86400 + 60);
+    assert_non_null(strstr(m, "surety_monitor_certificate_expiry_seconds{monitor=\"web\"} 86"));
+    free(m);
+    /* valid 10 days, 30 asked for: fails with the days left */
+    r = https_probe(10, 30, &m);
+    assert_false(r.ok);
+    assert_int_equal(r.status, 200);
+    assert_true(strcmp(r.detail, "certificate expires in 9 days") == 0 ||
+                strcmp(r.detail, "certificate expires in 10 days") == 0);
+    free(m);
+}
+
 /* ---- pieces ---- */
 
 static void test_probe_match_finds_a_needle_split_across_chunks(void **unused)
@@ -760,9 +910,13 @@ static void test_probe_cert_time_parse_openssl_and_gnutls_forms(void **unused)
     assert_int_equal(t, 1893456000);
     assert_int_equal(probe_cert_time_parse("2027-11-09 16:34:27 GMT", &t), 0);
     assert_int_equal(t, 1825778067);
-    static const char *bad[] = {"", "Foo 9 16:34:27 2027 GMT", "Nov 32 16:34:27 2027 GMT",
-                                "Nov 9 25:00:00 2027 GMT", "Nov 9 16:34:27 2027 PST",
-                                "2027-13-01 00:00:00", "yesterday"};
+    static const char *bad[] = {"",
+                                "Foo 9 16:34:27 2027 GMT",
+                                "Nov 32 16:34:27 2027 GMT",
+                                "Nov 9 25:00:00 2027 GMT",
+                                "Nov 9 16:34:27 2027 PST",
+                                "2027-13-01 00:00:00",
+                                "yesterday"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(probe_cert_time_parse(bad[i], &t), -EINVAL);
 }
@@ -784,6 +938,7 @@ int main(void)
         cmocka_unit_test(test_probe_still_in_flight_at_the_next_tick_is_skipped),
         cmocka_unit_test(test_probe_free_cancels_probes_in_flight),
         cmocka_unit_test(test_probe_new_rejects_specs_that_cannot_run),
+        cmocka_unit_test(test_probe_https_certificate_days_remaining),
         cmocka_unit_test(test_probe_match_finds_a_needle_split_across_chunks),
         cmocka_unit_test(test_probe_cert_time_parse_openssl_and_gnutls_forms),
     };
