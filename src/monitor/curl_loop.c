@@ -30,7 +30,6 @@ struct curl_loop {
     curl_loop_done_cb done;
     void *ud;
     list_t socks;
-    int running; /* what libcurl last reported; unused */
 };
 
 static uint32_t poll_events(int what)
@@ -68,7 +67,8 @@ static void collect_done(curl_loop_t *cl)
 
 static void act(curl_loop_t *cl, curl_socket_t fd, int flags)
 {
-    curl_multi_socket_action(cl->multi, fd, flags, &cl->running);
+    int running;
+    curl_multi_socket_action(cl->multi, fd, flags, &running);
     collect_done(cl);
 }
 

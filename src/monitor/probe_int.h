@@ -12,7 +12,9 @@
 #include "monitor/curl_loop.h"
 #include "monitor/probe.h"
 
+#ifndef container_of
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
+#endif
 
 typedef struct probe_dns_req probe_dns_req_t;
 typedef struct probe_dns_hub probe_dns_hub_t;
