@@ -196,6 +196,10 @@ static int easy_setup(probe_mon_t *m, CURL *e)
     SET(CURLOPT_FRESH_CONNECT, 1L);
     SET(CURLOPT_FORBID_REUSE, 1L);
     SET(CURLOPT_DNS_CACHE_TIMEOUT, 0L);
+    /* A transfer ended while its name is still resolving would otherwise
+     * join the resolver thread, blocking the control thread until
+     * getaddrinfo returns: detach it instead (it frees itself). */
+    SET(CURLOPT_QUICK_EXIT, 1L);
     SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_USERAGENT, PROBE_USER_AGENT);
     if (s->kind == PROBE_TCP) {
