@@ -10,6 +10,7 @@
  * the monitor's internals. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -535,6 +536,15 @@ static void test_probe_dns_localhost_resolves_and_invalid_fails(void **unused)
     assert_true(strstr(r->detail, "surety-probe-test.invalid") ||
                 strcmp(r->detail, "timeout after 1500 ms") == 0);
     fixture_deinit(&f);
+
+    /* a deadline shorter than the lookup: abandoned inside glibc */
+    fixture_init(&f, PROBE_DNS);
+    f.spec.target = "surety-probe-test-2.invalid";
+    f.spec.timeout_ms = 1;
+    r = probe_once(&f);
+    assert_false(r->ok);
+    fixture_deinit(&f);
+    usleep(200 * 1000); /* let glibc's helper thread drop the last reference */
 }
 
 /* ---- state machine and scheduling ---- */
@@ -732,6 +742,77 @@ static void test_probe_new_rejects_specs_that_cannot_run(void **unused)
     probe_free(p);
     probe_free(NULL);
     loop_free(loop);
+}
+
+/* ---- many monitors on one multi handle ---- */
+
+#define NMANY 24
+
+typedef struct {
+    size_t ok[NMANY], fail[NMANY];
+} many_t;
+
+static void many_result(void *ud, size_t index, const probe_result_t *r)
+{
+    many_t *m = ud;
+    assert_true(index < NMANY);
+    if (r->ok)
+        m->ok[index]++;
+    else
+        m->fail[index]++;
+}
+
+static many_t *many_seen;
+static bool many_done(fixture_t *f)
+{
+    (void)f;
+    for (size_t i = 0; i < NMANY; i++)
+        if (many_seen->ok[i] + many_seen->fail[i] < 3)
+            return false;
+    return true;
+}
+
+/* HTTP and TCP monitors sharing one curl_loop_t, some by a host name that
+ * libcurl resolves on its resolver thread (its wake-up socket goes through
+ * the same glue), all at once. */
+static void test_probe_many_monitors_share_the_loop(void **unused)
+{
+    (void)unused;
+    fixture_t f;
+    fixture_init(&f, PROBE_HTTP);
+    char host[256] = "localhost";
+    struct addrinfo *ai = NULL, hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+    /* The machine's own name when /etc/hosts maps it to loopback: resolved
+     * by libcurl's resolver thread ("localhost" it answers by itself). */
+    if (gethostname(host, sizeof(host)) != 0 || getaddrinfo(host, NULL, &hints, &ai) != 0 ||
+        ((struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr != htonl(INADDR_LOOPBACK))
+        snprintf(host, sizeof(host), "localhost");
+    if (ai)
+        freeaddrinfo(ai);
+    char urls[2][128];
+    snprintf(urls[0], sizeof(urls[0]), "http://%s:%d/a", host, f.srv.port);
+    snprintf(urls[1], sizeof(urls[1]), "http://127.0.0.1:%d/b", f.srv.port);
+    probe_spec_t specs[NMANY];
+    char names[NMANY][16];
+    for (size_t i = 0; i < NMANY; i++) {
+        snprintf(names[i], sizeof(names[i]), "m%zu", i);
+        specs[i] = (probe_spec_t){.name = names[i],
+                                  .kind = i % 3 == 2 ? PROBE_TCP : PROBE_HTTP,
+                                  .target = i % 3 == 2 ? f.srv.addr : urls[i % 3],
+                                  .interval_ms = 50,
+                                  .timeout_ms = 2000};
+    }
+    many_t seen;
+    memset(&seen, 0, sizeof(seen));
+    many_seen = &seen;
+    probe_hooks_t hooks = {.ud = &seen, .on_result = many_result};
+    int err = 0;
+    f.p = probe_new(f.loop, specs, NMANY, &hooks, &err);
+    assert_non_null(f.p);
+    assert_true(run_until(&f, many_done, 10000));
+    for (size_t i = 0; i < NMANY; i++)
+        assert_int_equal(seen.fail[i], 0);
+    fixture_deinit(&f);
 }
 
 /* ---- HTTPS: a certificate made with openssl req, served by a test thread ---- */
@@ -938,6 +1019,7 @@ int main(void)
         cmocka_unit_test(test_probe_still_in_flight_at_the_next_tick_is_skipped),
         cmocka_unit_test(test_probe_free_cancels_probes_in_flight),
         cmocka_unit_test(test_probe_new_rejects_specs_that_cannot_run),
+        cmocka_unit_test(test_probe_many_monitors_share_the_loop),
         cmocka_unit_test(test_probe_https_certificate_days_remaining),
         cmocka_unit_test(test_probe_match_finds_a_needle_split_across_chunks),
         cmocka_unit_test(test_probe_cert_time_parse_openssl_and_gnutls_forms),
