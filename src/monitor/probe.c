@@ -294,6 +294,33 @@ void probe_free(probe_t *p)
     free(p);
 }
 
+/* O(n * m) name comparisons: fine for the hundreds of monitors one
+ * configuration holds, and it runs once per reload. */
+void probe_inherit(probe_t *p, const probe_t *old)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        probe_mon_t *m = &p->mons[i];
+        for (size_t j = 0; j < old->n; j++) {
+            const probe_mon_t *o = &old->mons[j];
+            if (strcmp(o->spec.name, m->spec.name) != 0)
+                continue;
+            if (o->spec.kind == m->spec.kind && strcmp(o->spec.target, m->spec.target) == 0) {
+                m->state = o->state;
+                m->ok_streak = o->ok_streak;
+                m->fail_streak = o->fail_streak;
+                m->last_change = o->last_change;
+                m->has_result = o->has_result;
+                m->last = o->last;
+                m->cert_expiry = o->cert_expiry;
+                m->nok = o->nok;
+                m->nfail = o->nfail;
+                m->nskipped = o->nskipped;
+            }
+            break;
+        }
+    }
+}
+
 /* ---- reading ---- */
 
 size_t probe_count(const probe_t *p)

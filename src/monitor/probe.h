@@ -114,6 +114,14 @@ probe_t *probe_new(loop_t *loop, const probe_spec_t *specs, size_t n, const prob
  * p. Accepts NULL. Not from inside a hook. */
 void probe_free(probe_t *p);
 
+/* A reload: gives each monitor of p the state, streaks, last result and
+ * counters of the monitor of old with the same name, kind and target (a
+ * monitor whose target changed starts UNKNOWN), so that a reload neither
+ * forgets a DOWN nor reports transitions that did not happen. Reports
+ * nothing. Call it right after probe_new(), before the loop runs p, and
+ * then free old. */
+void probe_inherit(probe_t *p, const probe_t *old);
+
 size_t probe_count(const probe_t *p);
 /* The monitor's name (owned by p). */
 const char *probe_name(const probe_t *p, size_t index);

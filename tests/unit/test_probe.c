@@ -632,6 +632,49 @@ static void test_probe_unknown_needs_down_after_failures_to_go_down(void **unuse
     fixture_deinit(&f);
 }
 
+static void test_probe_inherit_carries_state_across_a_reload(void **unused)
+{
+    (void)unused;
+    fixture_t f;
+    fixture_init(&f, PROBE_HTTP);
+    f.srv.status = 500;
+    f.spec.down_after = 1;
+    fixture_start(&f);
+    next_result(&f, 2000);
+    assert_int_equal(state_of(&f), PROBE_DOWN);
+
+    /* same monitor, plus a new one, plus one whose target changed */
+    char other[128];
+    snprintf(other, sizeof(other), "http://%s/other", f.srv.addr);
+    probe_spec_t specs[3] = {f.spec, f.spec, f.spec};
+    specs[1].name = "new";
+    specs[2].name = "moved";
+    probe_spec_t moved = f.spec;
+    moved.name = "moved";
+    probe_t *old2 = probe_new(f.loop, &moved, 1, NULL, NULL); /* "moved", old target */
+    assert_non_null(old2);
+    old2->mons[0].state = PROBE_DOWN;
+    specs[2].target = other;
+    probe_t *p = probe_new(f.loop, specs, 3, NULL, NULL);
+    assert_non_null(p);
+    probe_inherit(p, f.p);
+    probe_inherit(p, old2);
+    probe_status_t st;
+    assert_int_equal(probe_status(p, 0, &st), 0);
+    assert_int_equal(st.state, PROBE_DOWN);
+    assert_int_equal(st.fail, 1);
+    assert_int_equal(st.fail_streak, 1);
+    assert_int_equal(st.last_change, f.now);
+    assert_string_equal(st.last.detail, "status 500");
+    assert_int_equal(probe_status(p, 1, &st), 0);
+    assert_int_equal(st.state, PROBE_UNKNOWN);
+    assert_int_equal(probe_status(p, 2, &st), 0);
+    assert_int_equal(st.state, PROBE_UNKNOWN); /* target changed */
+    probe_free(old2);
+    probe_free(p);
+    fixture_deinit(&f);
+}
+
 static uint64_t want_skips;
 static bool skipped_enough(fixture_t *f)
 {
@@ -1017,6 +1060,7 @@ int main(void)
         cmocka_unit_test(test_probe_down_after_and_up_after_with_the_server_off_then_on),
         cmocka_unit_test(test_probe_unknown_needs_down_after_failures_to_go_down),
         cmocka_unit_test(test_probe_still_in_flight_at_the_next_tick_is_skipped),
+        cmocka_unit_test(test_probe_inherit_carries_state_across_a_reload),
         cmocka_unit_test(test_probe_free_cancels_probes_in_flight),
         cmocka_unit_test(test_probe_new_rejects_specs_that_cannot_run),
         cmocka_unit_test(test_probe_many_monitors_share_the_loop),
