@@ -129,6 +129,24 @@ int loop_io_add_listener(loop_t *loop, loop_io_t *io, int fd, loop_io_cb cb)
     return io_register(loop, io, fd, cb, EPOLLIN);
 }
 
+int loop_io_add_level(loop_t *loop, loop_io_t *io, int fd, uint32_t events, loop_io_cb cb)
+{
+    assert(!(events & ~(uint32_t)(EPOLLIN | EPOLLOUT)));
+    return io_register(loop, io, fd, cb, events);
+}
+
+/* An event of the current batch for a direction no longer wanted is still
+ * dispatched: level-triggered owners are asked again anyway, and libcurl
+ * takes a readiness it did not ask for as a no-op. */
+int loop_io_mod(loop_t *loop, loop_io_t *io, uint32_t events)
+{
+    assert(!(events & ~(uint32_t)(EPOLLIN | EPOLLOUT)));
+    struct epoll_event ev = {.events = events, .data.ptr = io};
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, io->fd, &ev) < 0)
+        return -errno;
+    return 0;
+}
+
 /* Besides deregistering, forgets the events of the current batch that are
  * still to be dispatched for io: a callback may remove and free another
  * connection whose event sits later in the same batch. */

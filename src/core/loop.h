@@ -75,6 +75,14 @@ void loop_io_del(loop_t *loop, loop_io_t *io);
 /* Registers a listening socket level-triggered for EPOLLIN only, so that a
  * worker that stops accepting (at its connection cap) can deregister it. */
 int loop_io_add_listener(loop_t *loop, loop_io_t *io, int fd, loop_io_cb cb);
+/* Registers fd level-triggered for events (EPOLLIN and/or EPOLLOUT, or 0:
+ * errors and hang-ups only), for owners that do not read or write until
+ * -EAGAIN and instead say what they wait for (libcurl's socket callback): the
+ * callback runs at every iteration while the descriptor is ready. 0 or -errno. */
+int loop_io_add_level(loop_t *loop, loop_io_t *io, int fd, uint32_t events, loop_io_cb cb);
+/* Changes what an io registered with loop_io_add_level waits for (same
+ * events as there; it stays level-triggered). 0 or -errno. */
+int loop_io_mod(loop_t *loop, loop_io_t *io, uint32_t events);
 
 static inline void loop_timer_init(loop_timer_t *t, loop_timer_cb cb)
 {

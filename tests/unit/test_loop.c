@@ -1,7 +1,8 @@
 /* Unit tests for src/core/loop.c: timer order and re-arming, the heap under
  * random start/stop, async wake-ups from another thread, edge-triggered I/O
- * on a socketpair, and the removal of a descriptor whose event is pending in
- * the batch being dispatched. */
+ * on a socketpair, level-triggered I/O with changing events, and the
+ * removal of a descriptor whose event is pending in the batch being
+ * dispatched. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -398,6 +399,75 @@ static void test_loop_io_del_drops_pending_events_of_the_batch(void **state)
     loop_free(loop);
 }
 
+typedef struct {
+    loop_io_t io;
+    int calls, in_calls, out_calls;
+    size_t got;
+    int stop_after;
+} lvl_t;
+
+/* Reads one byte per call: only level-triggered readiness calls it again. */
+static void lvl_cb(loop_t *loop, loop_io_t *io, uint32_t events)
+{
+    lvl_t *x = container_of(io, lvl_t, io);
+    x->calls++;
+    if (events & EPOLLIN) {
+        char c;
+        x->in_calls++;
+        if (read(io->fd, &c, 1) == 1)
+            x->got++;
+    }
+    if (events & EPOLLOUT)
+        x->out_calls++;
+    if (x->calls >= x->stop_after)
+        loop_stop(loop);
+}
+
+static void test_loop_level_io_repeats_until_drained_and_mod_changes_events(void **state)
+{
+    (void)state;
+    loop_t *loop = loop_new();
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    lvl_t x = {.stop_after = 5};
+    assert_int_equal(loop_io_add_level(loop, &x.io, sv[0], EPOLLIN, lvl_cb), 0);
+    assert_int_equal(write(sv[1], "abcde", 5), 5);
+    assert_int_equal(loop_run(loop), 0);
+    /* five calls for five bytes, and never EPOLLOUT (not asked for) */
+    assert_int_equal(x.got, 5);
+    assert_int_equal(x.in_calls, 5);
+    assert_int_equal(x.out_calls, 0);
+
+    /* Writable only: pending input no longer calls it. */
+    assert_int_equal(write(sv[1], "fg", 2), 2);
+    x = (lvl_t){.io = x.io, .stop_after = 3};
+    assert_int_equal(loop_io_mod(loop, &x.io, EPOLLOUT), 0);
+    assert_int_equal(loop_run(loop), 0);
+    assert_int_equal(x.out_calls, 3); /* level: again and again while writable */
+    assert_int_equal(x.in_calls, 0);
+    assert_int_equal(x.got, 0);
+
+    /* Nothing wanted: no call until a timer ends the run. */
+    x = (lvl_t){.io = x.io, .stop_after = 1};
+    assert_int_equal(loop_io_mod(loop, &x.io, 0), 0);
+    loop_timer_t end;
+    loop_timer_init(&end, stop_cb);
+    assert_int_equal(loop_timer_start(loop, &end, 20), 0);
+    assert_int_equal(loop_run(loop), 0);
+    assert_int_equal(x.calls, 0);
+
+    /* Back to input: the two bytes still pending are read. */
+    x = (lvl_t){.io = x.io, .stop_after = 2};
+    assert_int_equal(loop_io_mod(loop, &x.io, EPOLLIN), 0);
+    assert_int_equal(loop_run(loop), 0);
+    assert_int_equal(x.got, 2);
+
+    loop_io_del(loop, &x.io);
+    close(sv[0]);
+    close(sv[1]);
+    loop_free(loop);
+}
+
 static void test_loop_clocks_are_cached_and_sane(void **state)
 {
     (void)state;
@@ -427,6 +497,7 @@ int main(void)
         cmocka_unit_test(test_loop_async_from_another_thread_wakes_the_loop),
         cmocka_unit_test(test_loop_io_callback_on_a_socketpair),
         cmocka_unit_test(test_loop_io_del_drops_pending_events_of_the_batch),
+        cmocka_unit_test(test_loop_level_io_repeats_until_drained_and_mod_changes_events),
         cmocka_unit_test(test_loop_clocks_are_cached_and_sane),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
