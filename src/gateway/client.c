@@ -278,7 +278,7 @@ static void tx_log(client_t *c)
     int status = c->tx.status;
     stats_listener_t *ls = lstats(c);
     stats_code_inc(&ls->requests, status);
-    stats_observe_duration(ls, dur);
+    stats_observe_duration(&ls->latency, dur);
     STAT_ADD(ls->bytes_in, c->tx.bytes_in);
     STAT_ADD(ls->bytes_out, c->tx.bytes_out);
     access_log_entry_t e = {
@@ -299,7 +299,9 @@ static void tx_log(client_t *c)
         const conf_route_t *r = &lc->routes[c->tx.route];
         e.route = r->name;
         e.pool = conf->pools[r->pool].name;
-        stats_code_inc(&c->w->stats->routes[c->l->index][c->tx.route], status);
+        stats_route_t *rs = &c->w->stats->routes[c->l->index][c->tx.route];
+        stats_code_inc(&rs->requests, status);
+        stats_observe_duration(&rs->latency, dur);
         if (c->tx.server) {
             e.server = c->tx.server->label;
             stats_code_inc(&c->tx.server->stats->requests, status);

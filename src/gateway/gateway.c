@@ -468,11 +468,12 @@ conf_t *gateway_conf(gateway_t *g)
     return g->cur->conf;
 }
 
-void gateway_metrics_write(gateway_t *g, prom_t *p)
+/* Under g->lock: the counters of the live workers, then one stats_t (which
+ * the caller frees, *ret_extra) with everything else the current
+ * generation's names still count: freed generations and those draining. */
+static unsigned stats_all(gateway_t *g, stats_t **all, stats_t **ret_extra)
 {
-    pthread_mutex_lock(&g->lock);
     gen_t *gen = g->cur;
-    /* live workers + freed generations + those still draining, by name */
     stats_t *extra = stats_new(gen->conf);
     if (extra) {
         stats_fold(extra, gen->conf, g->retired, gen->conf);
@@ -480,12 +481,32 @@ void gateway_metrics_write(gateway_t *g, prom_t *p)
             for (unsigned w = 0; w < d->nworkers; w++)
                 stats_fold(extra, gen->conf, d->stats[w], d->conf);
     }
-    stats_t *all[gen->nworkers + 1];
     unsigned n = 0;
     for (unsigned w = 0; w < gen->nworkers; w++)
         all[n++] = gen->stats[w];
     if (extra)
         all[n++] = extra;
+    *ret_extra = extra;
+    return n;
+}
+
+size_t gateway_sli_read(gateway_t *g, gateway_sli_t *out, size_t max)
+{
+    pthread_mutex_lock(&g->lock);
+    stats_t *all[g->cur->nworkers + 1], *extra;
+    unsigned n = stats_all(g, all, &extra);
+    size_t r = stats_sli(g->cur->conf, all, n, out, max);
+    stats_free(extra, g->cur->conf);
+    pthread_mutex_unlock(&g->lock);
+    return r;
+}
+
+void gateway_metrics_write(gateway_t *g, prom_t *p)
+{
+    pthread_mutex_lock(&g->lock);
+    gen_t *gen = g->cur;
+    stats_t *all[gen->nworkers + 1], *extra;
+    unsigned n = stats_all(g, all, &extra);
     stats_write(p, gen->conf, all, n, gen->nworkers, SURETY_VERSION);
     shield_metrics_write(g->shield, gen->sg, p);
     tls_metrics_write(gen, p);

@@ -67,6 +67,20 @@ state_t *gateway_state(gateway_t *g);
  * summed over its workers (0 for another generation's state); any thread. */
 int64_t gateway_server_inflight(gateway_t *g, const state_t *state, size_t pool, size_t server);
 
+/* Request SLIs for the objectives (issue 6): cumulative counts since start,
+ * monotonic across reloads for listeners and routes whose names stay, so
+ * the reader takes differences. */
+typedef struct {
+    char source[160]; /* "listener:web" or "route:web/api" (the route's name) */
+    uint64_t requests;
+    uint64_t errors; /* answered 5xx */
+    uint64_t buckets[CONF_LATENCY_NBUCKETS + 1]; /* by latency, conf_latency_bounds; last +Inf */
+} gateway_sli_t;
+/* One entry per listener, then one per route of each, into out[0, max);
+ * returns how many there are (more than max: the rest are left out). Any
+ * thread; takes the gateway's lock for as long as a /metrics scrape. */
+size_t gateway_sli_read(gateway_t *g, gateway_sli_t *out, size_t max);
+
 /* Writes every gateway metric family; runs on the control thread and reads
  * the workers' counters with relaxed atomic loads. */
 void gateway_metrics_write(gateway_t *g, prom_t *p);

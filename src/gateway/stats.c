@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const double stats_bucket_bounds[STATS_NBUCKETS] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                    0.25,  0.5,   1,    2.5,   5,    10};
 const char *const stats_timeout_names[TIMEOUT_COUNT] = {"header", "idle", "client", "connect",
                                                         "response"};
 static const char *const code_names[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -50,7 +48,7 @@ void stats_free(stats_t *s, const conf_t *conf)
     free(s);
 }
 
-void stats_observe_duration(stats_listener_t *l, uint64_t us)
+void stats_observe_duration(stats_latency_t *l, uint64_t us)
 {
     double secs = (double)us / 1e6;
     size_t i = 0;
@@ -88,6 +86,31 @@ static void emit(prom_t *p, const simple_family_t *f, const prom_label_t *lab, s
         _s;                                                                                        \
     })
 
+/* The latency histogram of listener l (route SIZE_MAX) or of its route r,
+ * summed over the workers. */
+static void latency_sum(stats_latency_t *out, stats_t *const *per_worker, unsigned n, size_t l,
+                        size_t r)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned w = 0; w < n; w++) {
+        const stats_latency_t *h =
+            r == SIZE_MAX ? &per_worker[w]->listeners[l].latency : &per_worker[w]->routes[l][r].latency;
+        for (size_t b = 0; b <= STATS_NBUCKETS; b++)
+            out->buckets[b] += STAT_GET(h->buckets[b]);
+        out->duration_us_sum += STAT_GET(h->duration_us_sum);
+    }
+}
+
+static void histogram(prom_t *p, const char *name, const stats_latency_t *h,
+                      const prom_label_t *lab, size_t nlab)
+{
+    uint64_t count = 0;
+    for (size_t b = 0; b <= STATS_NBUCKETS; b++)
+        count += h->buckets[b];
+    prom_histogram(p, name, lab, nlab, stats_bucket_bounds, h->buckets, STATS_NBUCKETS,
+                   (double)h->duration_us_sum / 1e6, count);
+}
+
 static void write_listeners(prom_t *p, const conf_t *conf, stats_t *const *per_worker, unsigned n)
 {
     prom_family(p, "surety_listener_requests_total", PROM_COUNTER,
@@ -102,15 +125,10 @@ static void write_listeners(prom_t *p, const conf_t *conf, stats_t *const *per_w
     prom_family(p, "surety_listener_request_duration_seconds", PROM_HISTOGRAM,
                 "Time from the first byte of a request to the last byte of its response.");
     for (size_t l = 0; l < conf->nlisteners; l++) {
-        uint64_t buckets[STATS_NBUCKETS + 1], count = 0;
-        for (size_t b = 0; b <= STATS_NBUCKETS; b++) {
-            buckets[b] = SUM(ws->listeners[l].buckets[b]);
-            count += buckets[b];
-        }
-        double sum = (double)SUM(ws->listeners[l].duration_us_sum) / 1e6;
-        prom_histogram(p, "surety_listener_request_duration_seconds",
-                       PROM_LABELS({"listener", conf->listeners[l].name}), stats_bucket_bounds,
-                       buckets, STATS_NBUCKETS, sum, count);
+        stats_latency_t h;
+        latency_sum(&h, per_worker, n, l, SIZE_MAX);
+        histogram(p, "surety_listener_request_duration_seconds", &h,
+                  PROM_LABELS({"listener", conf->listeners[l].name}));
     }
 
     static const simple_family_t simple[] = {
@@ -188,8 +206,57 @@ static void write_routes(prom_t *p, const conf_t *conf, stats_t *const *per_work
                              PROM_LABELS({"listener", lc->name}, {"route", lc->routes[r].name},
                                          {"pool", conf->pools[lc->routes[r].pool].name},
                                          {"code", code_names[k]}),
-                             SUM(ws->routes[l][r].code[k]));
+                             SUM(ws->routes[l][r].requests.code[k]));
     }
+    prom_family(p, "surety_route_request_duration_seconds", PROM_HISTOGRAM,
+                "Time from the first byte of a request to the last byte of its response, by "
+                "route.");
+    for (size_t l = 0; l < conf->nlisteners; l++) {
+        const conf_listener_t *lc = &conf->listeners[l];
+        for (size_t r = 0; r < lc->nroutes; r++) {
+            stats_latency_t h;
+            latency_sum(&h, per_worker, n, l, r);
+            histogram(p, "surety_route_request_duration_seconds", &h,
+                      PROM_LABELS({"listener", lc->name}, {"route", lc->routes[r].name}));
+        }
+    }
+}
+
+/* "listener:NAME" or "route:LISTENER/ROUTE" */
+static void sli_fill(gateway_sli_t *e, const char *kind, const char *a, const char *b,
+                     const stats_codes_t *codes, const stats_latency_t *h)
+{
+    snprintf(e->source, sizeof(e->source), "%s:%s%s%s", kind, a, b ? "/" : "", b ? b : "");
+    e->requests = 0;
+    for (int k = 0; k < 5; k++)
+        e->requests += codes->code[k];
+    e->errors = codes->code[4];
+    memcpy(e->buckets, h->buckets, sizeof(e->buckets));
+}
+
+size_t stats_sli(const conf_t *conf, stats_t *const *per_worker, unsigned n, gateway_sli_t *out,
+                 size_t max)
+{
+    size_t i = 0;
+    for (size_t l = 0; l < conf->nlisteners; l++) {
+        const conf_listener_t *lc = &conf->listeners[l];
+        stats_codes_t codes = {0};
+        stats_latency_t h;
+        for (int k = 0; k < 5; k++)
+            codes.code[k] = SUM(ws->listeners[l].requests.code[k]);
+        latency_sum(&h, per_worker, n, l, SIZE_MAX);
+        if (i < max)
+            sli_fill(&out[i], "listener", lc->name, NULL, &codes, &h);
+        i++;
+        for (size_t r = 0; r < lc->nroutes; r++, i++) {
+            for (int k = 0; k < 5; k++)
+                codes.code[k] = SUM(ws->routes[l][r].requests.code[k]);
+            latency_sum(&h, per_worker, n, l, r);
+            if (i < max)
+                sli_fill(&out[i], "route", lc->name, lc->routes[r].name, &codes, &h);
+        }
+    }
+    return i;
 }
 
 static void write_servers(prom_t *p, const conf_t *conf, stats_t *const *per_worker, unsigned n)
@@ -295,6 +362,13 @@ static size_t find_name(const char *name, const void *base, size_t n, size_t str
 #define FIND(name, arr, n, type, field)                                                            \
     find_name((name), (arr), (n), sizeof(type), offsetof(type, field))
 
+static void latency_add(stats_latency_t *d, const stats_latency_t *s)
+{
+    for (size_t b = 0; b <= STATS_NBUCKETS; b++)
+        STAT_ADD(d->buckets[b], STAT_GET(s->buckets[b]));
+    STAT_ADD(d->duration_us_sum, STAT_GET(s->duration_us_sum));
+}
+
 void stats_fold(stats_t *dst, const conf_t *dc, const stats_t *src, const conf_t *sc)
 {
     for (size_t l = 0; l < sc->nlisteners; l++) {
@@ -308,9 +382,7 @@ void stats_fold(stats_t *dst, const conf_t *dc, const stats_t *src, const conf_t
         STAT_ADD(dl->bytes_in, STAT_GET(sl->bytes_in));
         STAT_ADD(dl->bytes_out, STAT_GET(sl->bytes_out));
         STAT_ADD(dl->conns_total, STAT_GET(sl->conns_total));
-        for (size_t b = 0; b <= STATS_NBUCKETS; b++)
-            STAT_ADD(dl->buckets[b], STAT_GET(sl->buckets[b]));
-        STAT_ADD(dl->duration_us_sum, STAT_GET(sl->duration_us_sum));
+        latency_add(&dl->latency, &sl->latency);
         for (int r = 0; r < HTTP_REJECT_COUNT; r++)
             STAT_ADD(dl->rejects[r], STAT_GET(sl->rejects[r]));
         for (int t = 0; t < TIMEOUT_COUNT; t++)
@@ -322,8 +394,10 @@ void stats_fold(stats_t *dst, const conf_t *dc, const stats_t *src, const conf_t
         const conf_listener_t *sl_c = &sc->listeners[l], *dl_c = &dc->listeners[d];
         for (size_t r = 0; r < sl_c->nroutes; r++) {
             size_t dr = FIND(sl_c->routes[r].name, dl_c->routes, dl_c->nroutes, conf_route_t, name);
-            if (dr != SIZE_MAX)
-                codes_add(&dst->routes[d][dr], &src->routes[l][r]);
+            if (dr != SIZE_MAX) {
+                codes_add(&dst->routes[d][dr].requests, &src->routes[l][r].requests);
+                latency_add(&dst->routes[d][dr].latency, &src->routes[l][r].latency);
+            }
         }
     }
     for (size_t p = 0; p < sc->npools; p++) {

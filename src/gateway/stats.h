@@ -18,9 +18,10 @@
 #define STAT_DEC(field) STAT_ADD(field, -1)
 #define STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
-/* Request duration histogram bounds in seconds (Prometheus defaults, + 0.001). */
-#define STATS_NBUCKETS 12
-extern const double stats_bucket_bounds[STATS_NBUCKETS];
+/* Request duration histogram bounds in seconds: the configuration's, which
+ * latency objectives share (a threshold must be one of them). */
+#define STATS_NBUCKETS CONF_LATENCY_NBUCKETS
+#define stats_bucket_bounds conf_latency_bounds
 
 enum { TIMEOUT_HEADER, TIMEOUT_IDLE, TIMEOUT_CLIENT, TIMEOUT_CONNECT, TIMEOUT_RESPONSE,
        TIMEOUT_COUNT };
@@ -35,13 +36,24 @@ typedef struct {
     uint64_t code[5]; /* 1xx .. 5xx */
 } stats_codes_t;
 
+/* A request duration histogram. */
+typedef struct {
+    uint64_t buckets[STATS_NBUCKETS + 1]; /* last: +Inf */
+    uint64_t duration_us_sum;
+} stats_latency_t;
+
+/* One route of one listener. */
+typedef struct {
+    stats_codes_t requests;
+    stats_latency_t latency;
+} stats_route_t;
+
 typedef struct {
     stats_codes_t requests;
     uint64_t bytes_in, bytes_out;
     uint64_t conns_total;
     int64_t conns_open, conns_idle;
-    uint64_t buckets[STATS_NBUCKETS + 1]; /* last: +Inf */
-    uint64_t duration_us_sum;
+    stats_latency_t latency;
     uint64_t rejects[HTTP_REJECT_COUNT];
     uint64_t timeouts[TIMEOUT_COUNT];
     uint64_t tls_handshakes, tls_resumed;
@@ -70,7 +82,7 @@ typedef struct {
 typedef struct {
     stats_listener_t *listeners;  /* [conf->nlisteners] */
     stats_pool_t *pools;          /* [conf->npools] */
-    stats_codes_t **routes;       /* [listener][route] */
+    stats_route_t **routes;       /* [listener][route] */
     stats_server_t **servers;     /* [pool][server] */
     uint64_t access_log_dropped;
 } stats_t;
@@ -85,11 +97,17 @@ static inline void stats_code_inc(stats_codes_t *c, int status)
     if (k >= 0 && k < 5)
         STAT_INC(c->code[k]);
 }
-void stats_observe_duration(stats_listener_t *l, uint64_t us);
+void stats_observe_duration(stats_latency_t *l, uint64_t us);
 
 /* Adds src's counters (not its gauges) into dst, matching listeners,
  * routes, pools and servers by name: how totals survive a reload. */
 void stats_fold(stats_t *dst, const conf_t *dc, const stats_t *src, const conf_t *sc);
+
+/* The request SLIs (gateway_sli_read): per listener, then per route, the
+ * sums over the given stats. Returns how many entries there are. */
+#include "gateway/gateway.h"
+size_t stats_sli(const conf_t *conf, stats_t *const *per_worker, unsigned n, gateway_sli_t *out,
+                 size_t max);
 
 /* Sums the given workers' stats into metric families. */
 void stats_write(prom_t *p, const conf_t *conf, stats_t *const *per_worker, unsigned n,
