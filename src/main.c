@@ -10,10 +10,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
 #include "admin/cli.h"
 #include "admin/control.h"
+#include "admin/watch.h"
 #include "conf/conf.h"
 #include "core/log.h"
 #include "gateway/gateway.h"
@@ -114,6 +116,8 @@ static int cmd_status(const opts_t *o)
         goto out;
     }
     int status = admin_cli_request(conf, "GET", "/api/v1/pools?format=text", stdout);
+    if (status == 200 && (conf->nobjectives || conf->nmonitors))
+        status = admin_cli_request(conf, "GET", "/api/v1/objectives?format=text", stdout);
     if (status == -EPROTO)
         fprintf(stderr, "surety status: the admin listener on %s refused the TLS session\n",
                 conf->admin_listen);
@@ -247,6 +251,7 @@ static int cmd_run(const opts_t *o)
     int rc = 1;
     gateway_t *g = NULL;
     control_t *ctl = NULL;
+    store_t *store = NULL;
     sigset_t set;
 
     conf_t *conf = conf_load(o->config, stderr);
@@ -261,11 +266,16 @@ static int cmd_run(const opts_t *o)
     sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* libcurl's global state (probes, alerts): once, before any thread */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
 
     g = gateway_new(conf, stderr);
     if (!g)
         goto out;
-    ctl = control_new(conf, g, stderr);
+    store = watch_store_open(conf, stderr);
+    if (!store)
+        goto out;
+    ctl = control_new(conf, g, store, stderr);
     if (!ctl)
         goto out;
     if (gateway_start(g) < 0 || control_start(ctl) < 0) {
@@ -279,6 +289,8 @@ static int cmd_run(const opts_t *o)
         log_info("admin on %s://%s/ (/healthz, /metrics)%s",
                  conf->admin_tls.enabled ? "https" : "http", conf->admin_listen,
                  conf->admin_tls.client_ca ? ", client certificates required" : "");
+    log_info("store %s; %zu objectives, %zu monitors, %zu alert receivers", conf->store.sqlite,
+             conf->nobjectives, conf->nmonitors, conf->nalerts);
     log_info("surety %s running with %u workers (pid %d)", SURETY_VERSION, conf->workers,
              (int)getpid());
 
@@ -316,6 +328,7 @@ out:
         control_stop(ctl);
         control_free(ctl);
     }
+    store_close(store); /* after the control thread: nothing writes any more */
     if (g && rc != 0) {
         gateway_drain(g);
         gateway_join(g);

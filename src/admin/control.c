@@ -16,6 +16,7 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "admin/watch.h"
 #include "gateway/health.h"
 
 /* How often the failover decision is re-evaluated: the reaction time to a
@@ -30,6 +31,8 @@ struct control {
     loop_async_t stop;
     admin_t *admin;
     health_t *health;
+    watch_t watch; /* objectives, monitors, alerts (watch.h) */
+    bool watch_ready;
     loop_timer_t failover_timer;
     loop_async_t reload;       /* main -> control: move to pending_conf/state */
     conf_t *pending_conf;      /* under lock */
@@ -91,6 +94,8 @@ static int metrics_cb(const admin_request_t *req, admin_response_t *res, void *u
     failover_metrics_write(c, p);
     if (c->health)
         health_metrics_write(c->health, p);
+    if (c->watch_ready)
+        watch_metrics_write(&c->watch, p);
     return prom_error(p);
 }
 
@@ -118,7 +123,37 @@ static int reload_get_cb(const admin_request_t *req, admin_response_t *res, void
     return api_send_json(res, o);
 }
 
+static int objectives_cb(const admin_request_t *req, admin_response_t *res, void *ud)
+{
+    return watch_objectives_get(&((control_t *)ud)->watch, req, res);
+}
+
+static int monitors_cb(const admin_request_t *req, admin_response_t *res, void *ud)
+{
+    return watch_monitors_get(&((control_t *)ud)->watch, req, res);
+}
+
+static int events_cb(const admin_request_t *req, admin_response_t *res, void *ud)
+{
+    return watch_events_get(&((control_t *)ud)->watch, req, res);
+}
+
+static int deliveries_cb(const admin_request_t *req, admin_response_t *res, void *ud)
+{
+    return watch_deliveries_get(&((control_t *)ud)->watch, req, res);
+}
+
 static const admin_route_t routes[] = {
+    {"GET", "/api/v1/objectives", objectives_cb,
+     "every objective: SLI, target, error budget left, burn rates, firing alerts, maintenance "
+     "(?format=text: the lines of `surety status`)"},
+    {"GET", "/api/v1/monitors", monitors_cb,
+     "every monitor (probe): state, last result, streaks, counts"},
+    {"GET", "/api/v1/events", events_cb,
+     "control-plane events, newest first: alerts fired and resolved, monitors up and down, "
+     "failovers (?limit=N&kind=KIND)"},
+    {"GET", "/api/v1/alerts/deliveries", deliveries_cb,
+     "the latest notification attempts: receiver, result, status, error"},
     {"POST", "/api/v1/reload", reload_post_cb,
      "reload the configuration file (as SIGHUP); the outcome: GET /api/v1/reload"},
     {"GET", "/api/v1/reload", reload_get_cb,
@@ -162,6 +197,12 @@ static void failover_cb(const conf_t *conf, size_t pool, size_t from, size_t to,
                  state_pool_usable(ps, now), ps->nservers, conf->pools[pool].failover_min_healthy);
     log_msg(to == pool ? LOG_INFO : LOG_WARN, "%s", text);
     api_pools_event(&c->api, text);
+    char subject[160], detail[256];
+    snprintf(subject, sizeof(subject), "pool:%s", conf->pools[pool].name);
+    snprintf(detail, sizeof(detail), "{\"from\":\"%s\",\"to\":\"%s\"}", conf->pools[from].name,
+             conf->pools[to].name);
+    if (c->watch_ready)
+        watch_event(&c->watch, to == pool ? "failback" : "failover", subject, detail);
 }
 
 /* On the control thread: move to the generation the main thread posted. */
@@ -188,6 +229,8 @@ static void reload_cb(loop_t *loop, loop_async_t *a)
             log_error("health checks: cannot restart after the reload: %s", strerror(-err));
         health_free(c->health);
         c->health = h;
+        if (c->watch_ready)
+            watch_reload(&c->watch, conf); /* before the old conf goes: it reads both */
         conf_unref(c->conf);
         c->conf = conf; /* the reference taken by control_reload */
         c->api.conf = conf;
@@ -242,7 +285,7 @@ static void stop_cb(loop_t *loop, loop_async_t *a)
     loop_stop(loop);
 }
 
-control_t *control_new(conf_t *conf, gateway_t *g, FILE *errs)
+control_t *control_new(conf_t *conf, gateway_t *g, store_t *store, FILE *errs)
 {
     control_t *c = calloc(1, sizeof(*c));
     if (!c)
@@ -269,6 +312,9 @@ control_t *control_new(conf_t *conf, gateway_t *g, FILE *errs)
         fprintf(errs, "health checks: cannot start: %s\n", strerror(-herr));
         goto fail;
     }
+    if (watch_init(&c->watch, c->loop, g, conf, store, errs) < 0)
+        goto fail;
+    c->watch_ready = true;
     loop_timer_init(&c->failover_timer, failover_timer_cb);
     loop_timer_start(c->loop, &c->failover_timer, FAILOVER_EVAL_MS);
     if (conf->admin_enabled) {
@@ -349,6 +395,8 @@ void control_free(control_t *c)
     if (!c)
         return;
     admin_free(c->admin);
+    if (c->watch_ready)
+        watch_deinit(&c->watch);
     tls_server_free(c->admin_tls);
     tls_server_free(c->pending_admin_tls);
     health_free(c->health);

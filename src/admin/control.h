@@ -8,13 +8,16 @@
 
 #include "conf/conf.h"
 #include "gateway/gateway.h"
+#include "store/store.h"
 #include "tls/tls.h"
 
 typedef struct control control_t;
 
-/* Binds the admin listener (when conf enables it); NULL with the reason on
- * errs. Freed by control_free() after control_stop(). */
-control_t *control_new(conf_t *conf, gateway_t *g, FILE *errs);
+/* Binds the admin listener (when conf enables it) and sets up the watch
+ * (objectives, monitors, alerts) writing to store (borrowed, may be NULL);
+ * NULL with the reason on errs. Freed by control_free() after
+ * control_stop(). */
+control_t *control_new(conf_t *conf, gateway_t *g, store_t *store, FILE *errs);
 int control_start(control_t *c);
 /* Main thread, after gateway_reload(): the control thread moves to the new
  * generation (checks, API, failover) and this returns once it has, so that

@@ -205,8 +205,9 @@ def surety_binary():
 class Surety:
     """One `surety run` process."""
 
-    def __init__(self, cfg, workdir, name="surety", binary=None, extra_args=()):
+    def __init__(self, cfg, workdir, name="surety", binary=None, extra_args=(), env=None):
         self.name = name
+        self.env = dict(env or {})  # added to the environment (test clock, tick)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.binary = binary or surety_binary()
@@ -263,7 +264,7 @@ class Surety:
         self.proc = subprocess.Popen([self.binary, "run", "-c", str(self.config_path)]
                                      + self.extra_args, stdout=self._out, stderr=self._err,
                                      stdin=subprocess.DEVNULL, cwd=str(self.workdir),
-                                     env=sanitizer_env())
+                                     env=dict(sanitizer_env(), **self.env))
         if wait:
             self.wait_ready(timeout)
         return self

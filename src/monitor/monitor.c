@@ -1,0 +1,428 @@
+/* The control plane's watch: see monitor.h. This file holds the objectives
+ * (feeding, evaluation, alert posting) and the glue to probes and the
+ * store; monitor_api.c renders it for the admin API, `surety status` and
+ * /metrics. */
+#include "monitor/monitor_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+
+static const char *const sev_names[2] = {"page", "ticket"};
+
+/* ---- events ---------------------------------------------------------------- */
+
+void monitor_event(monitor_t *m, const char *kind, const char *subject, const char *detail_json)
+{
+    monitor_ev_t *e = &m->events[(m->ev_head + m->ev_count) % MONITOR_EVENTS_KEPT];
+    if (m->ev_count == MONITOR_EVENTS_KEPT)
+        m->ev_head = (m->ev_head + 1) % MONITOR_EVENTS_KEPT;
+    else
+        m->ev_count++;
+    e->ts = clock_unix();
+    snprintf(e->kind, sizeof(e->kind), "%s", kind);
+    snprintf(e->subject, sizeof(e->subject), "%s", subject);
+    snprintf(e->detail, sizeof(e->detail), "%s", detail_json ? detail_json : "{}");
+    if (m->o.store) {
+        store_event_t se = {.ts = e->ts,
+                            .kind = str_cstr(e->kind),
+                            .subject = str_cstr(e->subject),
+                            .detail = str_cstr(e->detail)};
+        if (store_event_submit(m->o.store, &se, NULL) < 0)
+            m->store_refused++;
+    }
+}
+
+/* ---- maintenance ----------------------------------------------------------- */
+
+/* The maintenance window covering objective i at now, or NULL. */
+const conf_maintenance_t *monitor_maintenance(const monitor_t *m, size_t i, int64_t now)
+{
+    const conf_t *c = m->o.conf;
+    for (size_t k = 0; k < c->nmaintenance; k++) {
+        const conf_maintenance_t *w = &c->maintenance[k];
+        if (now < w->start_s || now >= w->end_s)
+            continue;
+        if (w->objectives_all)
+            return w;
+        for (size_t j = 0; j < w->nobjectives; j++)
+            if (w->objectives[j].index == i)
+                return w;
+    }
+    return NULL;
+}
+
+/* Adds good/total events at time ts to objective i, unless a maintenance
+ * window leaves them out. */
+static void objective_add(monitor_t *m, size_t i, int64_t ts, uint64_t good, uint64_t total)
+{
+    monitor_obj_t *o = &m->obj[i];
+    if (!total || (!o->oc->maintenance_counts && monitor_maintenance(m, i, ts)))
+        return;
+    (void)slo_series_add(o->series, ts / 60, good, total); /* -ESTALE: older than the window */
+}
+
+/* ---- probes ---------------------------------------------------------------- */
+
+static int64_t probe_clock(void *ud)
+{
+    (void)ud;
+    return clock_unix();
+}
+
+static void probe_result(void *ud, size_t index, const probe_result_t *r)
+{
+    monitor_t *m = ud;
+    const conf_t *c = m->o.conf;
+    if (m->o.store) {
+        store_probe_t sp = {.monitor = str_cstr(c->monitors[index].name),
+                            .ts = r->at,
+                            .ok = r->ok,
+                            .latency_ms = r->latency_ms,
+                            .detail = str_cstr(r->detail)};
+        if (store_probe_submit(m->o.store, &sp, NULL) < 0)
+            m->store_refused++;
+    }
+    for (size_t i = 0; i < m->nobj; i++) {
+        const conf_objective_t *oc = m->obj[i].oc;
+        if (oc->source_kind != CONF_SLO_SOURCE_MONITOR || oc->monitor != index)
+            continue;
+        bool good = r->ok && (oc->kind != CONF_SLO_LATENCY || r->latency_ms <= oc->threshold_ms);
+        objective_add(m, i, r->at, good, 1);
+    }
+}
+
+static void probe_state(void *ud, size_t index, probe_state_t from, probe_state_t to)
+{
+    monitor_t *m = ud;
+    const conf_monitor_t *mc = &m->o.conf->monitors[index];
+    probe_status_t st;
+    const char *why = probe_status(m->probes, index, &st) == 0 && st.has_result ? st.last.detail : "";
+    if (to == PROBE_DOWN)
+        log_warn("monitor %s (%s) is DOWN: %s", mc->name, mc->target, why);
+    else
+        log_info("monitor %s (%s) is %s", mc->name, mc->target, probe_state_name(to));
+    if (m->o.store) {
+        store_state_t ss = {.monitor = str_cstr(mc->name),
+                            .ts = clock_unix(),
+                            .from = str_cstr(probe_state_name(from)),
+                            .to = str_cstr(probe_state_name(to))};
+        if (store_state_submit(m->o.store, &ss, NULL) < 0)
+            m->store_refused++;
+    }
+    json_t *d = json_pack("{s:s, s:s, s:s}", "from", probe_state_name(from), "to",
+                          probe_state_name(to), "detail", why);
+    char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    char subject[160];
+    snprintf(subject, sizeof(subject), "monitor:%s", mc->name);
+    monitor_event(m, to == PROBE_DOWN ? "monitor_down" : "monitor_up", subject, text);
+    free(text);
+    json_decref(d);
+}
+
+static int probes_start(monitor_t *m, const monitor_t *old)
+{
+    const conf_t *c = m->o.conf;
+    if (!c->nmonitors)
+        return 0;
+    probe_spec_t *specs = calloc(c->nmonitors, sizeof(*specs));
+    if (!specs)
+        return -ENOMEM;
+    static const probe_kind_t kinds[] = {[CONF_MONITOR_HTTP] = PROBE_HTTP,
+                                         [CONF_MONITOR_TCP] = PROBE_TCP,
+                                         [CONF_MONITOR_DNS] = PROBE_DNS};
+    for (size_t i = 0; i < c->nmonitors; i++) {
+        const conf_monitor_t *mc = &c->monitors[i];
+        specs[i] = (probe_spec_t){.name = mc->name,
+                                  .kind = kinds[mc->kind],
+                                  .target = mc->target,
+                                  .expect_status = mc->expect,
+                                  .body = mc->body,
+                                  .latency_ms = (uint32_t)mc->latency_ms,
+                                  .cert_days = mc->cert_days,
+                                  .interval_ms = (uint32_t)mc->interval_ms,
+                                  .timeout_ms = (uint32_t)mc->timeout_ms,
+                                  .down_after = mc->down_after,
+                                  .up_after = mc->up_after};
+    }
+    probe_hooks_t hooks = {
+        .ud = m, .on_result = probe_result, .on_state = probe_state, .now_unix = probe_clock};
+    int err = 0;
+    m->probes = probe_new(m->o.loop, specs, c->nmonitors, &hooks, &err);
+    free(specs);
+    if (!m->probes)
+        return err ? err : -ENOMEM;
+    if (old && old->probes)
+        probe_inherit(m->probes, old->probes);
+    return 0;
+}
+
+/* ---- the gateway's SLIs ---------------------------------------------------- */
+
+/* good/total of one SLI difference for objective oc. */
+static slo_count_t sli_count(const conf_objective_t *oc, const gateway_sli_t *d)
+{
+    slo_count_t c = {d->requests - d->errors, d->requests};
+    if (oc->kind == CONF_SLO_LATENCY &&
+        slo_latency_count(conf_latency_bounds, CONF_LATENCY_NBUCKETS, d->buckets, oc->threshold_ms,
+                          &c) < 0)
+        c = (slo_count_t){0, 0}; /* conf checked the threshold: cannot happen */
+    return c;
+}
+
+static const gateway_sli_t *prev_find(const monitor_t *m, size_t hint, const char *source)
+{
+    if (hint < m->nprev && !strcmp(m->prev[hint].source, source))
+        return &m->prev[hint];
+    for (size_t i = 0; i < m->nprev; i++)
+        if (!strcmp(m->prev[i].source, source))
+            return &m->prev[i];
+    return NULL;
+}
+
+/* cur - prev, per counter (a counter that went back, which a restart of
+ * the process would do, counts from zero). */
+static void sli_delta(gateway_sli_t *d, const gateway_sli_t *cur, const gateway_sli_t *prev)
+{
+#define SUB(f) (prev && cur->f >= prev->f ? cur->f - prev->f : cur->f)
+    *d = *cur;
+    d->requests = SUB(requests);
+    d->errors = SUB(errors);
+    for (size_t b = 0; b <= CONF_LATENCY_NBUCKETS; b++)
+        d->buckets[b] = SUB(buckets[b]);
+#undef SUB
+    if (d->errors > d->requests)
+        d->errors = d->requests;
+}
+
+static void sli_feed(monitor_t *m, const gateway_sli_t *sli, size_t n, int64_t now)
+{
+    for (size_t i = 0; i < n; i++) {
+        gateway_sli_t d;
+        /* the gateway counts from the start of the process, as the watch
+         * does: the first snapshot counts whole */
+        sli_delta(&d, &sli[i], m->primed ? prev_find(m, i, sli[i].source) : NULL);
+        if (!d.requests)
+            continue;
+        if (m->o.store) {
+            store_sli_t s = {.source = str_cstr(d.source),
+                             .ts = now,
+                             .requests = d.requests,
+                             .errors = d.errors,
+                             .buckets = d.buckets,
+                             .nbuckets = CONF_LATENCY_NBUCKETS + 1};
+            if (store_sli_submit(m->o.store, &s, NULL) < 0)
+                m->store_refused++;
+        }
+        for (size_t k = 0; k < m->nobj; k++) {
+            const conf_objective_t *oc = m->obj[k].oc;
+            if (oc->source_kind == CONF_SLO_SOURCE_MONITOR || strcmp(oc->source, d.source))
+                continue;
+            slo_count_t c = sli_count(oc, &d);
+            objective_add(m, k, now, c.good, c.total);
+        }
+    }
+    gateway_sli_t *copy = n ? malloc(n * sizeof(*copy)) : NULL;
+    if (n && !copy)
+        return; /* the next tick diffs against the older snapshot: nothing is lost */
+    if (n)
+        memcpy(copy, sli, n * sizeof(*copy));
+    free(m->prev);
+    m->prev = copy;
+    m->nprev = n;
+    m->primed = true;
+}
+
+/* ---- evaluation and alerts ------------------------------------------------- */
+
+/* The first firing rule of severity sev, for the summary. */
+static const slo_rule_state_t *rule_of(const slo_status_t *st, int sev)
+{
+    for (int r = 0; r < SLO_NRULES; r++)
+        if (st->rules[r].firing && (int)st->rules[r].severity == sev)
+            return &st->rules[r];
+    return NULL;
+}
+
+static void alert_fill(const monitor_t *m, const monitor_obj_t *o, int sev, bool firing,
+                       notify_alert_t *a)
+{
+    const conf_objective_t *oc = o->oc;
+    const slo_status_t *st = &o->st;
+    memset(a, 0, sizeof(*a));
+    snprintf(a->key, sizeof(a->key), "objective:%s:%s", oc->name, sev_names[sev]);
+    a->state = firing ? NOTIFY_FIRING : NOTIFY_RESOLVED;
+    snprintf(a->objective, sizeof(a->objective), "%s", oc->name);
+    snprintf(a->severity, sizeof(a->severity), "%s", sev_names[sev]);
+    a->since = o->since[sev];
+    const slo_rule_state_t *r = rule_of(st, sev);
+    if (firing && r)
+        snprintf(a->summary, sizeof(a->summary),
+                 "%s (%s, %s): error budget burning %.1fx over %llum and %.1fx over %llum "
+                 "(alert at %.1fx); SLI %.4f%%, target %.4f%%",
+                 oc->name, oc->source, oc->kind == CONF_SLO_LATENCY ? "latency" : "availability",
+                 r->long_burn, (unsigned long long)(r->long_ms / 60000), r->short_burn,
+                 (unsigned long long)(r->short_ms / 60000), r->threshold, 100 * st->sli,
+                 100 * oc->target);
+    else
+        snprintf(a->summary, sizeof(a->summary), "%s (%s): burn rate back under the %s rules",
+                 oc->name, oc->source, sev_names[sev]);
+    a->nlabels = 2;
+    snprintf(a->labels[0].name, sizeof(a->labels[0].name), "source");
+    snprintf(a->labels[0].value, sizeof(a->labels[0].value), "%s", oc->source);
+    snprintf(a->labels[1].name, sizeof(a->labels[1].name), "kind");
+    snprintf(a->labels[1].value, sizeof(a->labels[1].value), "%s",
+             oc->kind == CONF_SLO_LATENCY ? "latency" : "availability");
+    static const char *const vnames[] = {"sli", "target", "budget_remaining", "burn_rate_5m",
+                                         "burn_rate_1h", "burn_rate_6h", "burn_rate_3d"};
+    const double vals[] = {st->sli,          oc->target,           st->budget_remaining,
+                           st->burn[SLO_W_5M], st->burn[SLO_W_1H], st->burn[SLO_W_6H],
+                           st->burn[SLO_W_3D]};
+    (void)m;
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]) && i < NOTIFY_VALUES_MAX; i++) {
+        snprintf(a->values[i].name, sizeof(a->values[i].name), "%s", vnames[i]);
+        a->values[i].value = vals[i];
+        a->nvalues++;
+    }
+}
+
+/* Posts the objective's state of severity sev to each of its alerts. */
+static void alert_post(monitor_t *m, const monitor_obj_t *o, int sev, bool firing)
+{
+    const conf_objective_t *oc = o->oc;
+    if (!m->o.notify)
+        return;
+    notify_alert_t a;
+    alert_fill(m, o, sev, firing, &a);
+    size_t n = oc->alerts_all ? m->o.conf->nalerts : oc->nalerts;
+    for (size_t i = 0; i < n; i++) {
+        a.receiver = (unsigned)(oc->alerts_all ? i : oc->alerts[i].index);
+        if (notify_post(m->o.notify, &a) < 0)
+            m->notify_refused++;
+    }
+}
+
+static void objective_evaluate(monitor_t *m, size_t i, int64_t now)
+{
+    monitor_obj_t *o = &m->obj[i];
+    if (slo_evaluate(o->series, now / 60, o->oc->target, &o->st) < 0)
+        return;
+    o->evaluated = true;
+    const conf_maintenance_t *mw = monitor_maintenance(m, i, now);
+    o->silenced = mw != NULL;
+    for (int sev = 0; sev < 2; sev++) {
+        bool firing = sev == 0 ? o->st.page : o->st.ticket;
+        char subject[160], detail[256];
+        snprintf(subject, sizeof(subject), "objective:%s", o->oc->name);
+        snprintf(detail, sizeof(detail),
+                 "{\"severity\":\"%s\",\"sli\":%.6f,\"budget_remaining\":%.6f,\"silenced\":%s}",
+                 sev_names[sev], o->st.sli, o->st.budget_remaining, mw ? "true" : "false");
+        if (firing && !o->firing[sev]) {
+            o->firing[sev] = true;
+            o->since[sev] = now;
+            log_warn("objective %s: %s alert FIRING (SLI %.4f%%, budget left %.1f%%)%s",
+                     o->oc->name, sev_names[sev], 100 * o->st.sli, 100 * o->st.budget_remaining,
+                     mw ? " - silenced by maintenance" : "");
+            monitor_event(m, "alert_fired", subject, detail);
+        } else if (!firing && o->firing[sev]) {
+            o->firing[sev] = false;
+            o->since[sev] = now;
+            log_info("objective %s: %s alert resolved", o->oc->name, sev_names[sev]);
+            monitor_event(m, "alert_resolved", subject, detail);
+            alert_post(m, o, sev, false);
+        }
+        /* re-posted every tick while it fires: the notifier de-duplicates and
+         * reminds after `repeat`; maintenance holds the notifications back */
+        if (o->firing[sev] && !mw)
+            alert_post(m, o, sev, true);
+    }
+}
+
+void monitor_tick(monitor_t *m, const gateway_sli_t *sli, size_t n)
+{
+    int64_t now = clock_unix();
+    sli_feed(m, sli, n, now);
+    for (size_t i = 0; i < m->nobj; i++)
+        objective_evaluate(m, i, now);
+    if (m->o.store)
+        (void)store_retention_run(m->o.store, now);
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+static bool same_objective(const conf_objective_t *a, const conf_objective_t *b)
+{
+    return !strcmp(a->name, b->name) && !strcmp(a->source, b->source) && a->kind == b->kind &&
+           a->window_ms == b->window_ms && a->threshold_ms == b->threshold_ms;
+}
+
+static int objectives_init(monitor_t *m, monitor_t *old)
+{
+    const conf_t *c = m->o.conf;
+    m->nobj = c->nobjectives;
+    m->obj = calloc(m->nobj ? m->nobj : 1, sizeof(*m->obj));
+    if (!m->obj)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->nobj; i++) {
+        monitor_obj_t *o = &m->obj[i];
+        o->oc = &c->objectives[i];
+        for (size_t j = 0; old && j < old->nobj; j++) {
+            monitor_obj_t *oo = &old->obj[j];
+            if (oo->series && same_objective(oo->oc, o->oc)) {
+                o->series = oo->series; /* the history goes on */
+                oo->series = NULL;
+                memcpy(o->firing, oo->firing, sizeof(o->firing));
+                memcpy(o->since, oo->since, sizeof(o->since));
+                break;
+            }
+        }
+        if (!o->series && !(o->series = slo_series_new(o->oc->window_ms)))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+monitor_t *monitor_new(const monitor_opts_t *o, monitor_t *old, int *ret_err)
+{
+    int err = -ENOMEM;
+    monitor_t *m = calloc(1, sizeof(*m));
+    if (!m)
+        goto fail;
+    m->o = *o;
+    if (old) { /* the event ring and the last snapshot carry over */
+        m->events = old->events;
+        m->ev_head = old->ev_head;
+        m->ev_count = old->ev_count;
+        old->events = NULL;
+        m->prev = old->prev;
+        m->nprev = old->nprev;
+        m->primed = old->primed;
+        old->prev = NULL;
+        old->nprev = 0;
+    } else if (!(m->events = calloc(MONITOR_EVENTS_KEPT, sizeof(*m->events)))) {
+        goto fail;
+    }
+    if ((err = objectives_init(m, old)) < 0 || (err = probes_start(m, old)) < 0)
+        goto fail;
+    return m;
+fail:
+    monitor_free(m);
+    *ret_err = err;
+    return NULL;
+}
+
+void monitor_free(monitor_t *m)
+{
+    if (!m)
+        return;
+    probe_free(m->probes);
+    for (size_t i = 0; m->obj && i < m->nobj; i++)
+        slo_series_free(m->obj[i].series);
+    free(m->obj);
+    free(m->prev);
+    free(m->events);
+    free(m);
+}

@@ -1,0 +1,251 @@
+"""24-hour monitoring in a running Surety (issue 6): monitors (probes),
+objectives fed by the gateway's request counters, burn-rate alerts to a
+signed webhook, maintenance windows, events, the store.
+
+Time is injected: SURETY_TEST_TICK_MS makes the collection tick short and
+SURETY_TEST_CLOCK names a file holding seconds added to the wall clock, so a
+test jumps days ahead instead of waiting for them."""
+
+import hashlib
+import hmac
+import http.server
+import json
+import subprocess
+import threading
+import time
+
+import pytest
+
+import harness
+from backend import Backend
+
+
+def wait_until(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+def api(s, path):
+    r = s.admin_get(path)
+    assert r.status == 200, (path, r.status, r.body)
+    return json.loads(r.body)
+
+
+def monitor_state(s, name):
+    return [m for m in api(s, "/api/v1/monitors")["monitors"] if m["name"] == name][0]["state"]
+
+
+def objective(s, name):
+    return [o for o in api(s, "/api/v1/objectives")["objectives"] if o["name"] == name][0]
+
+
+class Hooks:
+    """A webhook receiver: records every POST (headers, body) it gets."""
+
+    def __init__(self):
+        self.posts = []
+        self.cond = threading.Condition()
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with outer.cond:
+                    outer.posts.append((dict(self.headers), body))
+                    outer.cond.notify_all()
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d/hook" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, n, timeout):
+        with self.cond:
+            deadline = time.monotonic() + timeout
+            while len(self.posts) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(left)
+        return True
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hooks():
+    h = Hooks()
+    yield h
+    h.close()
+
+
+def errors_handler(req, conn):
+    """/err answers 500, the rest 200."""
+    if req.path.startswith("/err"):
+        conn.respond(500, b"broken\n")
+    else:
+        conn.respond(200, b"ok\n")
+
+
+def traffic(s, ok, errors):
+    c = harness.RawClient(s.port(), timeout=10)
+    for i in range(ok + errors):
+        r = c.request("GET", "/err" if i < errors else "/ok", host="svc")
+        assert r.status == (500 if i < errors else 200)
+    c.close()
+
+
+def test_a_probe_target_switched_off_is_reported_down_after_down_after_and_back_up(env, tmp_path):
+    b = env.backend("target")
+    port = b.port
+    s = env.surety(harness.simple_config([b], monitors={
+        "home": {"http": "http://127.0.0.1:%d/health" % port, "interval": "1s",
+                 "timeout": "500ms", "down_after": 2, "up_after": 2}}),
+        env={"SURETY_TEST_TICK_MS": "200"})
+    wait_until(lambda: monitor_state(s, "home") == "up", 5, "home up")
+    b.stop()
+    t0 = time.monotonic()
+    wait_until(lambda: monitor_state(s, "home") == "down", 6, "home down")
+    # two failed probes at 1 s intervals: not after the first one
+    assert time.monotonic() - t0 >= 1.0
+    m = [x for x in api(s, "/api/v1/monitors")["monitors"] if x["name"] == "home"][0]
+    assert m["fail_streak"] >= 2 and not m["last"]["ok"]
+    b2 = env.backend("target-again", port=port)
+    wait_until(lambda: monitor_state(s, "home") == "up", 6, "home up again")
+    kinds = [e["kind"] for e in api(s, "/api/v1/events?kind=")["events"]]
+    assert kinds[:3] == ["monitor_up", "monitor_down", "monitor_up"], kinds
+    s.wait_stderr("monitor home (http://127.0.0.1:%d/health) is DOWN" % port)
+    # the store has the transitions (WAL: readable while Surety runs)
+    db = s.workdir / "var" / "surety.db"
+    def states():
+        rows = subprocess.run(["sqlite3", str(db), "select from_state, to_state from states "
+                               "where monitor='home' order by id"],
+                              capture_output=True, text=True).stdout.split()
+        return rows if len(rows) >= 3 else None
+    rows = wait_until(states, 5, "states in the store")
+    assert rows == ["unknown|up", "up|down", "down|up"], rows
+    assert b2.completed(), "the probe did not reach the target"
+
+
+def alerting_surety(env, tmp_path, hooks, **extra):
+    b = env.backend("app", handler=errors_handler)
+    secret = tmp_path / "hook.secret"
+    secret.write_text("s3cret-key\n")
+    clock = tmp_path / "clock"
+    clock.write_text("0")
+    cfg = harness.simple_config([b], objectives={
+        "availability": {"source": "listener:web", "kind": "availability", "target": "99.9%",
+                         "window": "30d"}},
+        alerts={"ops": {"webhook": hooks.url, "secret_file": str(secret), "group_wait": "1s"}},
+        **extra)
+    s = env.surety(cfg, env={"SURETY_TEST_TICK_MS": "200", "SURETY_TEST_CLOCK": str(clock)})
+    return s, clock
+
+
+def signature_ok(headers, body, secret=b"s3cret-key"):
+    ts = headers["X-Surety-Timestamp"]
+    want = hmac.new(secret, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return headers["X-Surety-Signature"] == "sha256=" + want
+
+
+def test_errors_fire_a_signed_webhook_alert_and_it_resolves_when_they_stop(env, tmp_path, hooks):
+    s, clock = alerting_surety(env, tmp_path, hooks)
+    traffic(s, ok=95, errors=5)  # 5% errors against a 0.1% budget: burn 50
+    assert hooks.wait(1, 10), "no firing notification"
+    headers, body = hooks.posts[0]
+    assert signature_ok(headers, body), headers
+    doc = json.loads(body)
+    fired = {a["severity"]: a for a in doc["alerts"]}
+    assert "page" in fired and fired["page"]["status"] == "firing", doc
+    assert fired["page"]["objective"] == "availability"
+    o = objective(s, "availability")
+    assert o["total"] == 100 and o["good"] == 95
+    assert {f["severity"] for f in o["firing"]} == {"page", "ticket"}
+    assert o["burn_rates"]["5m"] == pytest.approx(50, rel=1e-6)
+    st = subprocess.run([harness.surety_binary(), "status", "-c", str(s.config_path)],
+                        capture_output=True, text=True, env=harness.sanitizer_env())
+    assert "objective availability" in st.stdout and "FIRING page+ticket" in st.stdout, st.stdout
+
+    # the errors stop; four days later every window is past them
+    n = len(hooks.posts)
+    clock.write_text(str(4 * 86400))
+    wait_until(lambda: not objective(s, "availability")["firing"], 5, "alerts resolved")
+    assert hooks.wait(n + 1, 10), "no resolved notification"
+    resolved = [a for h, b in hooks.posts[n:] for a in json.loads(b)["alerts"]]
+    assert all(a["status"] == "resolved" for a in resolved) and resolved, resolved
+    assert all(signature_ok(h, b) for h, b in hooks.posts)
+    kinds = [e["kind"] for e in api(s, "/api/v1/events")["events"]]
+    assert kinds.count("alert_fired") == 2 and kinds.count("alert_resolved") == 2, kinds
+    d = api(s, "/api/v1/alerts/deliveries")["deliveries"]
+    assert d and all(x["result"] == "sent" for x in d), d
+
+
+def test_maintenance_silences_the_alert(env, tmp_path, hooks):
+    now = int(time.time())
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    window = {"start": time.strftime(fmt, time.gmtime(now - 3600)),
+              "end": time.strftime(fmt, time.gmtime(now + 3600))}
+    s, _ = alerting_surety(env, tmp_path, hooks, maintenance={"upgrade": window})
+    # maintenance_counts is false: errors in the window do not count
+    traffic(s, ok=95, errors=5)
+    time.sleep(2.5)  # > 10 ticks and group_wait
+    assert hooks.posts == [], "maintenance did not silence the alert"
+    o = objective(s, "availability")
+    assert o["maintenance"] == "upgrade"
+    assert o["total"] == 0 and o["firing"] == []
+
+
+def test_maintenance_that_counts_still_holds_notifications_back(env, tmp_path, hooks):
+    now = int(time.time())
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    window = {"start": time.strftime(fmt, time.gmtime(now - 3600)),
+              "end": time.strftime(fmt, time.gmtime(now + 3600))}
+    s, clock = alerting_surety(env, tmp_path, hooks, maintenance={"upgrade": window})
+    # the same, with the objective counting its maintenance
+    cfg = dict(s.cfg)
+    cfg["objectives"]["availability"]["maintenance_counts"] = True
+    s.config_path.write_text(harness.render(cfg))
+    s.admin_post("/api/v1/reload")
+    wait_until(lambda: api(s, "/api/v1/reload")["generation"] >= 1, 5, "reload")
+    traffic(s, ok=95, errors=5)
+    wait_until(lambda: objective(s, "availability")["firing"], 5, "firing")
+    time.sleep(1.5)
+    assert hooks.posts == [], "maintenance did not hold the notification back"
+    events = api(s, "/api/v1/events?kind=alert_fired")["events"]
+    assert events and events[0]["detail"]["silenced"] is True
+    # the window ends (two hours later): the alert, still burning, goes out
+    clock.write_text(str(2 * 3600))
+    traffic(s, ok=95, errors=5)
+    assert hooks.wait(1, 10), "no notification after the maintenance window"
+
+
+def test_objectives_and_samples_are_in_the_store_and_metrics(env, tmp_path, hooks):
+    s, _ = alerting_surety(env, tmp_path, hooks)
+    traffic(s, ok=10, errors=0)
+    wait_until(lambda: objective(s, "availability")["total"] == 10, 5, "counts")
+    db = s.workdir / "var" / "surety.db"
+    def samples():
+        return subprocess.run(["sqlite3", str(db), "select sum(requests), sum(errors) from "
+                               "sli_raw where source='listener:web'"],
+                              capture_output=True, text=True).stdout.strip() == "10|0"
+    wait_until(samples, 5, "samples in the store")
+    m = s.metrics()
+    assert m.get("surety_objective_sli", objective="availability") == 1
+    assert m.get("surety_objective_alert_firing", objective="availability", severity="page") == 0
+    assert m.get("surety_store_commits_total") >= 1
+    p = subprocess.run(["promtool", "check", "metrics"], input=s.admin_get("/metrics").body,
+                       capture_output=True)
+    assert p.returncode == 0, p.stdout + p.stderr
