@@ -86,6 +86,23 @@ static void probe_result(void *ud, size_t index, const probe_result_t *r)
         if (store_probe_submit(m->o.store, &sp, NULL) < 0)
             m->store_refused++;
     }
+    if (m->o.store) { /* also as an SLI sample, so rollups restore the objectives */
+        char source[160];
+        uint64_t buckets[CONF_LATENCY_NBUCKETS + 1] = {0};
+        size_t b = 0;
+        while (b < CONF_LATENCY_NBUCKETS && r->latency_ms / 1000.0 > conf_latency_bounds[b])
+            b++;
+        buckets[b] = 1;
+        snprintf(source, sizeof(source), "monitor:%s", c->monitors[index].name);
+        store_sli_t sample = {.source = str_cstr(source),
+                              .ts = r->at,
+                              .requests = 1,
+                              .errors = !r->ok,
+                              .buckets = buckets,
+                              .nbuckets = CONF_LATENCY_NBUCKETS + 1};
+        if (store_sli_submit(m->o.store, &sample, NULL) < 0)
+            m->store_refused++;
+    }
     for (size_t i = 0; i < m->nobj; i++) {
         const conf_objective_t *oc = m->obj[i].oc;
         if (oc->source_kind != CONF_SLO_SOURCE_MONITOR || oc->monitor != index)
@@ -351,6 +368,78 @@ void monitor_tick(monitor_t *m, const gateway_sli_t *sli, size_t n)
         (void)store_retention_run(m->o.store, now);
 }
 
+/* ---- restoring history at start -------------------------------------------- */
+
+#define RESTORE_CHUNK 2048
+
+/* good/total of one stored row for objective oc; false when the row cannot
+ * say (a monitor latency threshold that is not a bucket bound). */
+static bool row_count(const conf_objective_t *oc, const store_sli_row_t *r, slo_count_t *ret)
+{
+    if (oc->kind != CONF_SLO_LATENCY) {
+        *ret = (slo_count_t){r->requests - (r->errors < r->requests ? r->errors : r->requests),
+                             r->requests};
+        return true;
+    }
+    return slo_latency_count(conf_latency_bounds, CONF_LATENCY_NBUCKETS, r->buckets,
+                             oc->threshold_ms, ret) == 0;
+}
+
+/* Feeds rows of resolution res in [from, to) into objective i; returns the
+ * time of the first row found (to when none). */
+static int64_t restore_range(monitor_t *m, size_t i, const char *source, store_res_t res,
+                             int64_t from, int64_t to, store_sli_row_t *rows)
+{
+    int64_t first = to;
+    while (from < to) {
+        size_t n = 0;
+        if (store_sli_load(m->o.store, str_cstr(source), res, from, to, rows, RESTORE_CHUNK, &n) <
+                0 ||
+            n == 0)
+            break;
+        for (size_t k = 0; k < n; k++) {
+            slo_count_t c;
+            if (rows[k].ts < first)
+                first = rows[k].ts;
+            if (row_count(m->obj[i].oc, &rows[k], &c) && c.total)
+                (void)slo_series_add(m->obj[i].series, rows[k].ts / 60, c.good, c.total);
+        }
+        from = rows[n - 1].ts + 1;
+        if (n < RESTORE_CHUNK)
+            break;
+    }
+    return first;
+}
+
+/* A new objective's series from the store: minute rollups over its window,
+ * and hour rollups (each counted in its first minute) for the part older
+ * than the minutes kept. Main thread at start, or a reload adding it. */
+static void objective_restore(monitor_t *m, size_t i, int64_t now)
+{
+    const conf_objective_t *oc = m->obj[i].oc;
+    store_sli_row_t *rows = malloc(RESTORE_CHUNK * sizeof(*rows));
+    if (!rows)
+        return;
+    char source[160];
+    if (oc->source_kind == CONF_SLO_SOURCE_MONITOR)
+        snprintf(source, sizeof(source), "monitor:%s", m->o.conf->monitors[oc->monitor].name);
+    else
+        snprintf(source, sizeof(source), "%s", oc->source);
+    int64_t from = now - (int64_t)(oc->window_ms / 1000);
+    /* hours first: the series only goes forward, and minutes are newer */
+    int64_t first_minute = restore_range(m, i, source, STORE_RES_MINUTE, from, now + 60, rows);
+    if (first_minute > from) {
+        slo_series_free(m->obj[i].series);
+        m->obj[i].series = slo_series_new(oc->window_ms);
+        if (m->obj[i].series) {
+            restore_range(m, i, source, STORE_RES_HOUR, from, first_minute - first_minute % 3600,
+                          rows);
+            restore_range(m, i, source, STORE_RES_MINUTE, from, now + 60, rows);
+        }
+    }
+    free(rows);
+}
+
 /* ---- lifecycle ------------------------------------------------------------- */
 
 static bool same_objective(const conf_objective_t *a, const conf_objective_t *b)
@@ -379,8 +468,14 @@ static int objectives_init(monitor_t *m, monitor_t *old)
                 break;
             }
         }
-        if (!o->series && !(o->series = slo_series_new(o->oc->window_ms)))
-            return -ENOMEM;
+        if (!o->series) {
+            if (!(o->series = slo_series_new(o->oc->window_ms)))
+                return -ENOMEM;
+            if (m->o.store)
+                objective_restore(m, i, clock_unix());
+            if (!o->series)
+                return -ENOMEM;
+        }
     }
     return 0;
 }

@@ -249,3 +249,23 @@ def test_objectives_and_samples_are_in_the_store_and_metrics(env, tmp_path, hook
     p = subprocess.run(["promtool", "check", "metrics"], input=s.admin_get("/metrics").body,
                        capture_output=True)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_objectives_keep_their_history_across_a_restart(env, tmp_path):
+    b = env.backend("app", handler=errors_handler)
+    db = tmp_path / "shared.db"
+    cfg = harness.simple_config([b], store={"sqlite": str(db)}, objectives={
+        "availability": {"source": "listener:web", "kind": "availability", "target": "99%",
+                         "window": "1d"}})
+    s = env.surety(cfg, env={"SURETY_TEST_TICK_MS": "200"})
+    traffic(s, ok=48, errors=2)
+    wait_until(lambda: objective(s, "availability")["total"] == 50, 5, "counts")
+    s.stop()
+    assert s.returncode == 0
+    s2 = env.surety(cfg, env={"SURETY_TEST_TICK_MS": "200"})
+    o = wait_until(lambda: objective(s2, "availability")["evaluated"] and
+                   objective(s2, "availability"), 5, "the first evaluation")
+    assert (o["good"], o["total"]) == (48, 50), o
+    traffic(s2, ok=50, errors=0)
+    wait_until(lambda: objective(s2, "availability")["total"] == 100, 5, "counts after restart")
+    assert objective(s2, "availability")["good"] == 98
