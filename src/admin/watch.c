@@ -146,6 +146,11 @@ static bool alerts_same(const conf_t *a, const conf_t *b)
 
 /* ---- the collection tick --------------------------------------------------- */
 
+static void fault_cb(void *ud, const char *kind, const char *subject, const char *detail)
+{
+    watch_event(ud, kind, subject, detail);
+}
+
 static void tick_cb(loop_t *loop, loop_timer_t *t)
 {
     watch_t *w = container_of(t, watch_t, tick);
@@ -162,6 +167,7 @@ static void tick_cb(loop_t *loop, loop_timer_t *t)
             n = w->sli_cap;
     }
     monitor_tick(w->monitor, w->sli, n);
+    faults_tick(&w->faults, w->gateway, gateway_state(w->gateway), loop_now(loop), fault_cb, w);
     (void)loop_timer_start(loop, t, w->tick_ms);
 }
 
@@ -179,7 +185,9 @@ int watch_init(watch_t *w, loop_t *loop, gateway_t *g, const conf_t *conf, store
     if (conf->nalerts && !(w->notify = notify_build(w, conf, errs)))
         return -EINVAL;
     monitor_opts_t mo = {.loop = loop, .conf = conf, .store = store, .notify = w->notify};
-    int err = 0;
+    int err = faults_reset(&w->faults, conf);
+    if (err < 0)
+        return err;
     if (!(w->monitor = monitor_new(&mo, NULL, &err))) {
         fprintf(errs, "monitors: cannot start: %s\n", strerror(-err));
         return err;
@@ -214,6 +222,8 @@ void watch_reload(watch_t *w, const conf_t *conf)
         notify_free(w->notify);
     w->notify = nt;
     w->conf = conf;
+    if (faults_reset(&w->faults, conf) < 0)
+        log_error("reload: fault detection is off: out of memory");
 }
 
 void watch_deinit(watch_t *w)
@@ -221,6 +231,7 @@ void watch_deinit(watch_t *w)
     if (w->loop)
         loop_timer_stop(w->loop, &w->tick);
     monitor_free(w->monitor); /* before the notifier: nothing posts after */
+    faults_deinit(&w->faults);
     notify_free(w->notify);
     free(w->sli);
     memset(w, 0, sizeof(*w));

@@ -15,6 +15,7 @@
 
 #include "admin/admin.h"
 #include "gateway/gateway.h"
+#include "admin/faults.h"
 #include "monitor/monitor.h"
 
 typedef struct {
@@ -28,6 +29,7 @@ typedef struct {
     uint64_t tick_ms;   /* MONITOR_TICK_MS, or SURETY_TEST_TICK_MS */
     gateway_sli_t *sli; /* scratch for gateway_sli_read */
     size_t sli_cap;
+    faults_t faults;    /* bottleneck and fault detection */
 } watch_t;
 
 /* 0, or -errno with the reason on errs (an alert's secret file cannot be

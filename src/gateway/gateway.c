@@ -490,6 +490,22 @@ static unsigned stats_all(gateway_t *g, stats_t **all, stats_t **ret_extra)
     return n;
 }
 
+int64_t gateway_connections_peak(gateway_t *g)
+{
+    int64_t peak = 0;
+    pthread_mutex_lock(&g->lock);
+    gen_t *gen = g->cur;
+    for (unsigned w = 0; w < gen->nworkers; w++) {
+        int64_t open = 0;
+        for (size_t l = 0; l < gen->conf->nlisteners; l++)
+            open += STAT_GET(gen->stats[w]->listeners[l].conns_open);
+        if (open > peak)
+            peak = open;
+    }
+    pthread_mutex_unlock(&g->lock);
+    return peak;
+}
+
 size_t gateway_sli_read(gateway_t *g, gateway_sli_t *out, size_t max)
 {
     pthread_mutex_lock(&g->lock);

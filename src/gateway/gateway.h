@@ -81,6 +81,10 @@ typedef struct {
  * thread; takes the gateway's lock for as long as a /metrics scrape. */
 size_t gateway_sli_read(gateway_t *g, gateway_sli_t *out, size_t max);
 
+/* The most client connections any one worker of the current generation has
+ * open now (max_connections is a per-worker cap). Any thread. */
+int64_t gateway_connections_peak(gateway_t *g);
+
 /* Writes every gateway metric family; runs on the control thread and reads
  * the workers' counters with relaxed atomic loads. */
 void gateway_metrics_write(gateway_t *g, prom_t *p);

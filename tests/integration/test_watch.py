@@ -269,3 +269,29 @@ def test_objectives_keep_their_history_across_a_restart(env, tmp_path):
     traffic(s2, ok=50, errors=0)
     wait_until(lambda: objective(s2, "availability")["total"] == 100, 5, "counts after restart")
     assert objective(s2, "availability")["good"] == 98
+
+
+def test_a_server_far_slower_than_its_pool_and_a_pool_without_servers_are_events(env):
+    def slow(req, conn):
+        time.sleep(0.15)
+        conn.respond(200, b"slow\n")
+
+    fast1, fast2 = env.backend("f1"), env.backend("f2")
+    laggard = env.backend("slow", handler=slow)
+    s = env.surety(harness.simple_config([fast1, fast2, laggard], pool={
+        "health": {"type": "tcp", "interval": "1s", "timeout": "500ms", "rise": 1, "fall": 1}}),
+        env={"SURETY_TEST_TICK_MS": "200"})
+    c = harness.RawClient(s.port(), timeout=10)
+    for _ in range(30):
+        assert c.request("GET", "/", host="svc").status == 200
+    c.close()
+    ev = wait_until(lambda: api(s, "/api/v1/events?kind=slow_server")["events"], 5, "slow_server")
+    assert ev[0]["subject"] == "server:site/%s" % laggard.address
+    assert ev[0]["detail"]["latency_ms"] > 100 and ev[0]["detail"]["pool_median_ms"] < 50
+    s.wait_stderr("pool site server %s is slow" % laggard.address)
+
+    for b in (fast1, fast2, laggard):
+        b.stop()
+    ev = wait_until(lambda: api(s, "/api/v1/events?kind=pool_unavailable")["events"], 6,
+                    "pool_unavailable")
+    assert ev[0]["subject"] == "pool:site"

@@ -1,0 +1,125 @@
+/* See faults.h. */
+#include "admin/faults.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+int faults_reset(faults_t *f, const conf_t *conf)
+{
+    faults_deinit(f);
+    f->conf = conf;
+    size_t n = conf->npools ? conf->npools : 1;
+    f->ticks = calloc(n, sizeof(*f->ticks));
+    f->slow = calloc(n, sizeof(*f->slow));
+    f->empty = calloc(n, sizeof(*f->empty));
+    if (!f->ticks || !f->slow || !f->empty)
+        return -ENOMEM;
+    for (size_t p = 0; p < conf->npools; p++) {
+        size_t ns = conf->pools[p].nservers ? conf->pools[p].nservers : 1;
+        if (!(f->ticks[p] = calloc(ns, sizeof(**f->ticks))) ||
+            !(f->slow[p] = calloc(ns, sizeof(**f->slow))))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+void faults_deinit(faults_t *f)
+{
+    for (size_t p = 0; f->conf && p < f->conf->npools; p++) {
+        free(f->ticks ? f->ticks[p] : NULL);
+        free(f->slow ? f->slow[p] : NULL);
+    }
+    free(f->ticks);
+    free(f->slow);
+    free(f->empty);
+    memset(f, 0, sizeof(*f));
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median latency estimate of the pool's usable servers other than
+ * skip; 0 when there is none. */
+static uint64_t median_others(const pool_state_t *ps, size_t skip, uint64_t now, uint64_t *scratch)
+{
+    size_t n = 0;
+    for (size_t s = 0; s < ps->nservers; s++)
+        if (s != skip && state_server_usable(&ps->servers[s], now) &&
+            __atomic_load_n(&ps->servers[s].ewma_us, __ATOMIC_RELAXED))
+            scratch[n++] = __atomic_load_n(&ps->servers[s].ewma_us, __ATOMIC_RELAXED);
+    if (!n)
+        return 0;
+    qsort(scratch, n, sizeof(*scratch), cmp_u64);
+    return n % 2 ? scratch[n / 2] : (scratch[n / 2 - 1] + scratch[n / 2]) / 2;
+}
+
+static void slow_servers(faults_t *f, size_t p, const pool_state_t *ps, uint64_t now,
+                         faults_event_cb cb, void *ud)
+{
+    uint64_t scratch[ps->nservers ? ps->nservers : 1];
+    for (size_t s = 0; s < ps->nservers; s++) {
+        const server_state_t *ss = &ps->servers[s];
+        uint64_t mine = __atomic_load_n(&ss->ewma_us, __ATOMIC_RELAXED);
+        uint64_t med = median_others(ps, s, now, scratch);
+        bool usable = state_server_usable(ss, now);
+        bool slow = usable && med && mine > FAULT_SLOW_FACTOR * (double)med &&
+                    mine - med >= FAULT_SLOW_MIN_US;
+        bool fine = !usable || !med || mine < FAULT_SLOW_FACTOR / 2 * (double)med;
+        bool other = f->slow[p][s] ? fine : slow; /* the state it would move to */
+        f->ticks[p][s] = other ? (uint8_t)(f->ticks[p][s] + 1) : 0;
+        if (f->ticks[p][s] < FAULT_SLOW_TICKS)
+            continue;
+        f->ticks[p][s] = 0;
+        f->slow[p][s] = !f->slow[p][s];
+        char subject[160], detail[192];
+        snprintf(subject, sizeof(subject), "server:%s/%s", ps->name, ss->address);
+        snprintf(detail, sizeof(detail), "{\"latency_ms\":%.1f,\"pool_median_ms\":%.1f}",
+                 mine / 1000.0, med / 1000.0);
+        if (f->slow[p][s])
+            log_warn("pool %s server %s is slow: %.1f ms against %.1f ms for the rest of the pool",
+                     ps->name, ss->address, mine / 1000.0, med / 1000.0);
+        cb(ud, f->slow[p][s] ? "slow_server" : "slow_server_recovered", subject, detail);
+    }
+}
+
+void faults_tick(faults_t *f, gateway_t *g, const state_t *state, uint64_t now,
+                 faults_event_cb cb, void *ud)
+{
+    const conf_t *conf = f->conf;
+    for (size_t p = 0; conf && p < conf->npools && p < state->npools; p++) {
+        const pool_state_t *ps = &state->pools[p];
+        slow_servers(f, p, ps, now, cb, ud);
+        bool empty = state_pool_usable(ps, now) == 0;
+        if (empty != f->empty[p]) {
+            f->empty[p] = empty;
+            char subject[160];
+            snprintf(subject, sizeof(subject), "pool:%s", ps->name);
+            if (empty)
+                log_warn("pool %s has no usable server", ps->name);
+            cb(ud, empty ? "pool_unavailable" : "pool_available", subject, NULL);
+        }
+    }
+    int64_t peak = gateway_connections_peak(g), limit = conf ? conf->max_connections : 0;
+    if (limit <= 0)
+        return;
+    bool sat = f->saturated ? peak * 100 >= limit * FAULT_SATURATION_CLEAR_PCT
+                            : peak * 100 >= limit * FAULT_SATURATION_PCT;
+    if (sat != f->saturated) {
+        f->saturated = sat;
+        char detail[128];
+        snprintf(detail, sizeof(detail), "{\"connections\":%lld,\"max_connections\":%lld}",
+                 (long long)peak, (long long)limit);
+        if (sat)
+            log_warn("a worker has %lld client connections open, %d%% or more of max_connections "
+                     "(%lld)",
+                     (long long)peak, FAULT_SATURATION_PCT, (long long)limit);
+        cb(ud, sat ? "saturation" : "saturation_cleared", "connections", detail);
+    }
+}
