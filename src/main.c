@@ -180,11 +180,20 @@ static int cmd_reload(const opts_t *o)
         goto out;
     }
     /* the running instance reloads asynchronously: wait for its verdict */
+    gen = gen0;
     for (int i = 0; i < 100; i++) {
         usleep(100 * 1000);
         free(errors);
         errors = NULL;
-        if (reload_state(conf, &gen, &ok, &errors) == 0 && (gen != gen0 || !ok))
+        r = reload_state(conf, &gen, &ok, &errors);
+        if (r == -EPROTO) {
+            /* the reload changed the admin listener's TLS under us: the new
+             * file's settings are not the ones it answered with before */
+            fprintf(stderr, "surety reload: requested, but the admin listener now refuses this "
+                            "client (admin.tls changed?); check with `surety status`\n");
+            goto out;
+        }
+        if (r == 0 && (gen != gen0 || !ok))
             break;
     }
     if (gen != gen0 && ok) {

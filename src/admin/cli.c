@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
@@ -63,6 +64,20 @@ static void tls_refused(const conf_t *conf, FILE *errs)
     ERR_clear_error();
 }
 
+/* Trusts the first certificate of file, the admin listener's own, and
+ * nothing else: not the intermediates or root the file may also hold,
+ * which would admit any certificate they signed. */
+static int trust_leaf(SSL_CTX *ctx, const char *file)
+{
+    FILE *f = fopen(file, "r");
+    X509 *leaf = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+    if (f)
+        fclose(f);
+    int ok = leaf && X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), leaf) == 1;
+    X509_free(leaf);
+    return ok ? 0 : -EINVAL;
+}
+
 /* A TLS session on fd trusting only the admin listener's certificate. */
 static SSL *tls_open(const conf_t *conf, int fd, FILE *errs)
 {
@@ -70,7 +85,7 @@ static SSL *tls_open(const conf_t *conf, int fd, FILE *errs)
     SSL *ssl = NULL;
     const char *cert = getenv("SURETY_ADMIN_CERT"), *key = getenv("SURETY_ADMIN_KEY");
     if (!ctx || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
-        SSL_CTX_load_verify_file(ctx, conf->admin_tls.cert) != 1) {
+        trust_leaf(ctx, conf->admin_tls.cert) < 0) {
         fprintf(errs, "admin: cannot trust %s\n", conf->admin_tls.cert);
         goto out;
     }

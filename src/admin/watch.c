@@ -17,18 +17,23 @@
 
 /* ---- the notifier ---------------------------------------------------------- */
 
+#define SECRET_MAX 4096
+
 /* A small file read whole (secrets, passwords): malloc'd, NUL-terminated,
- * one trailing newline dropped. NULL with errno. */
+ * one trailing newline dropped. NULL with errno (EFBIG: over SECRET_MAX). */
 static char *file_read(const char *path, size_t *ret_len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return NULL;
-    char *buf = malloc(4097);
-    ssize_t n = buf ? read(fd, buf, 4096) : -1;
-    int e = errno;
+    char *buf = malloc(SECRET_MAX + 2);
+    ssize_t n = 0, r = 0;
+    while (buf && n <= SECRET_MAX &&
+           (r = read(fd, buf + n, (size_t)(SECRET_MAX + 1 - n))) > 0)
+        n += r;
+    int e = !buf ? ENOMEM : r < 0 ? errno : n > SECRET_MAX ? EFBIG : 0;
     close(fd);
-    if (n < 0) {
+    if (e) {
         free(buf);
         errno = e;
         return NULL;

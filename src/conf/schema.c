@@ -669,10 +669,11 @@ static const conf_key_t store_keys[] = {
      .help = "When commits reach the disk: `normal` syncs the WAL at checkpoints only (a "
              "crash of Surety loses nothing; a power loss may lose the last commits), `full` "
              "syncs at every commit."},
-    {.name = "queue", .type = CONF_T_INT, .def = "65536", .min = "16", .max = "16777216",
+    {.name = "queue", .type = CONF_T_INT, .def = "65536", .min = "16", .max = "1048576",
      FIELD(conf_t, store.queue),
-     .help = "Writes waiting for the store thread; when it is full, the oldest samples are "
-             "dropped (and counted) so no other thread ever waits on the disk."},
+     .help = "Writes waiting for the store thread; when it is full, new writes are refused "
+             "and counted (`surety_store_dropped_total`), so no other thread ever waits on "
+             "the disk."},
     {.name = "retention", .type = CONF_T_MAP, .sub = store_retention_keys,
      .help = "How long each kind of data is kept; older rows are deleted."},
     {0},

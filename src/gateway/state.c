@@ -85,7 +85,10 @@ void state_carry(state_t *s, const conf_t *conf, const state_t *old)
                 memcpy(ss->pool, os->pool, sizeof(ss->pool));
                 memcpy(ss->address, os->address, sizeof(ss->address));
                 ss->weight = weight;
-                ss->health = LOAD(os->health);
+                /* a pool whose checks were removed has nothing left to bring
+                 * a down server back: it starts up, as without checks */
+                ss->health = conf->pools[p].health.type == CONF_HEALTH_NONE ? SRV_UP
+                                                                           : LOAD(os->health);
                 ss->health_since = os->health_since;
                 ss->streak_ok = os->streak_ok;
                 ss->streak_fail = os->streak_fail;

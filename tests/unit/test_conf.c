@@ -1269,7 +1269,7 @@ static const error_case_t error_cases[] = {
      "t.yaml:15:82: item 0 of maintenance window 'd' names objective 'nope', which does not "
      "exist; no objectives are defined\n"
      "t.yaml:16:16: store.sync: expected one of normal, full, got 'fast'\n"
-     "t.yaml:16:29: store.queue: must be between 16 and 16777216, got '1'\n"
+     "t.yaml:16:29: store.queue: must be between 16 and 1048576, got '1'\n"
      "t.yaml:16:50: store.retention.raw: must be between 1h and 3650d, got '1m'\n"
      "t.yaml:16:54: unknown key 'centuries' in store.retention\n"},
     {"duplicate keys",
