@@ -318,6 +318,9 @@ void conf_finish_monitor(conf_ctx_t *ctx, const char *path, void *obj, conf_mark
     if (written(ctx, &mo->cert_days) && !mo->https && n == 1)
         conf_ctx_error(ctx, mark_or(ctx, &mo->cert_days, where),
                        "%s: cert_days is only for https:// URLs", path);
+    /* the default timeout fits any interval: half of a short one */
+    if (!written(ctx, &mo->timeout_ms) && mo->timeout_ms >= mo->interval_ms)
+        mo->timeout_ms = mo->interval_ms / 2;
     conf_check_order(ctx, path, where, &mo->timeout_ms, "timeout", &mo->interval_ms, "interval",
                      true);
 }

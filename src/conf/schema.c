@@ -708,7 +708,8 @@ static const conf_key_t monitor_keys[] = {
      FIELD(conf_monitor_t, interval_ms), .help = "Time between two probes."},
     {.name = "timeout", .type = CONF_T_DURATION, .def = "5s", .min = "1ms", .max = "1h",
      FIELD(conf_monitor_t, timeout_ms),
-     .help = "Longest a probe may take before it fails. Must be less than `interval`."},
+     .help = "Longest a probe may take before it fails. Must be less than `interval`; "
+             "unwritten with an `interval` of 5s or less, it is half the interval."},
     {.name = "down_after", .type = CONF_T_INT, .def = "2", .min = "1", .max = "100",
      FIELD(conf_monitor_t, down_after),
      .help = "Failed probes in a row before the monitor is down, so one lost probe does not "
