@@ -25,6 +25,7 @@ bench: build
 	bench/run.sh
 	bench/shield.sh
 	bench/tls.sh
+	bench/slo.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN) build-fuzz

@@ -75,6 +75,10 @@ NGINX_WAF_PORT=$((BASE + 9))
 TLS_PORT=$((BASE + 10))
 TLS_ADMIN=$((BASE + 11))
 HAPROXY_TLS_PORT=$((BASE + 12))
+SLI_ON_PORT=$((BASE + 13))
+SLI_ON_ADMIN=$((BASE + 14))
+SLI_OFF_PORT=$((BASE + 15))
+SLI_OFF_ADMIN=$((BASE + 16))
 PROXY_SCHEME=http
 
 if [ "$(nproc)" -ge 2 ]; then
@@ -162,8 +166,9 @@ PIDS+=($!)
 wait_http "http://127.0.0.1:$BACKEND_PORT/small" 200 10 || exit 1
 
 # --- proxies --------------------------------------------------------------------
-# surety_variant NAME PORT ADMIN_PORT SHIELD_JSON [LISTENER_JSON]: the shield
-# policy (empty: none) and more keys of the listener ("tls": ...)
+# surety_variant NAME PORT ADMIN_PORT SHIELD_JSON [LISTENER_JSON [TOP_JSON]]:
+# the shield policy (empty: none), more keys of the listener ("tls": ...),
+# more top-level keys ("objectives": ...); SURETY_VARIANT_ENV: env settings
 surety_variant() {
     if [ ! -x "$SURETY_BIN" ]; then
         echo "bench: $SURETY_BIN not built: $1 column skipped (make build)" >&2
@@ -182,11 +187,11 @@ surety_variant() {
   "admin": { "listen": "127.0.0.1:$3" },
   "log": { "access": "off", "security": "security.log" },
   "listeners": { "web": { "listen": "127.0.0.1:$2", "routes": [ { "pool": "be" } ]$ref } },
-  "pools": { "be": { "servers": [ "127.0.0.1:$BACKEND_PORT" ] } }$shield
+  "pools": { "be": { "servers": [ "127.0.0.1:$BACKEND_PORT" ] } }$shield${6:+, $6}
 }
 EOF
     # taskset pins every thread of the process (WAF threads included) to one CPU
-    (cd "$dir" && exec taskset -c "$PROXY_CPU" "$SURETY_BIN" run -c surety.yaml \
+    (cd "$dir" && exec env ${SURETY_VARIANT_ENV:-} taskset -c "$PROXY_CPU" "$SURETY_BIN" run -c surety.yaml \
         >"$dir/stdout.log" 2>"$dir/stderr.log") &
     PROXY_PID=$!
     PIDS+=("$PROXY_PID")
@@ -212,6 +217,28 @@ start_surety_tls() {
         "\"tls\": { \"cert\": \"$TMP/tls/site.crt\", \"key\": \"$TMP/tls/site.key\" }" ||
         return 1
     PROXY_SCHEME=https
+}
+
+# SLI collection (issue 6): "on" has objectives on the listener and the
+# route, two monitors probing the backend every second, the store, and the
+# collection tick at 1 s (ten times the default, to magnify its cost);
+# "off" has none of them and a tick of a day (it never runs in a run).
+WATCH_TOP='"objectives": {
+    "availability": { "source": "listener:web", "kind": "availability", "target": "99.9%" },
+    "latency": { "source": "listener:web", "kind": "latency", "threshold": "300ms", "target": "99%" },
+    "route": { "source": "route:web/0", "kind": "availability", "target": "99.9%" } },
+  "monitors": {
+    "be-http": { "http": "http://127.0.0.1:'"$BACKEND_PORT"'/small", "interval": "1s" },
+    "be-tcp": { "tcp": "127.0.0.1:'"$BACKEND_PORT"'", "interval": "1s" } }'
+
+start_surety_sli_on() {
+    SURETY_VARIANT_ENV="SURETY_TEST_TICK_MS=1000" \
+        surety_variant surety_sli_on "$SLI_ON_PORT" "$SLI_ON_ADMIN" "" "" "$WATCH_TOP"
+}
+
+start_surety_sli_off() {
+    SURETY_VARIANT_ENV="SURETY_TEST_TICK_MS=86400000" \
+        surety_variant surety_sli_off "$SLI_OFF_PORT" "$SLI_OFF_ADMIN" ""
 }
 
 start_surety() {
@@ -487,7 +514,8 @@ for key in dict.fromkeys((r["proxy"], r["size"]) for r in samples):
     for f in ("rps", "p50", "p99", "cpu_us"):
         row[f] = statistics.median(r[f] for r in group)
     rows.append(row)
-order = {"surety": 0, "surety_limits": 1, "surety_waf": 2, "surety_tls": 3, "haproxy": 4,
+order = {"surety": 0, "surety_sli_off": 0, "surety_sli_on": 0, "surety_limits": 1,
+         "surety_waf": 2, "surety_tls": 3, "haproxy": 4,
          "haproxy_tls": 5, "nginx": 6, "nginx_waf": 7}
 rows.sort(key=lambda r: (order.get(r["proxy"], 9), r["size"] != "small"))
 
