@@ -48,4 +48,9 @@ str_t str_next_token(str_t *rest, char sep);
  * Returns 0, or -EINVAL (empty, non-digit) or -ERANGE (> max). */
 int str_to_u64(str_t s, unsigned long long max, unsigned long long *ret);
 
+/* The length of the valid UTF-8 character at s[0, n) (n >= 1), 0 when there
+ * is none: overlong forms, surrogates, code points past U+10FFFF and stray
+ * continuation bytes are all invalid. NUL is a valid character (1). */
+size_t str_utf8_len(const unsigned char *s, size_t n);
+
 #endif

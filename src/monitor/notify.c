@@ -19,6 +19,7 @@
  * from any thread. The queue is a ring under a mutex held only for a copy
  * of one alert (post) or of the whole ring into the thread's batch (drain),
  * so the control thread never waits for more than a memcpy. */
+#include "core/str.h"
 #include "monitor/notify.h"
 
 #include <errno.h>
@@ -162,34 +163,6 @@ void notify_time_rfc3339(int64_t t, char *out)
         out[0] = '\0';
 }
 
-/* The length of the valid UTF-8 character at s[0, n), 0 when there is none
- * (overlong forms, surrogates and stray bytes included). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0], cp, min;
-    size_t len;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, cp = c & 0x1f, min = 0x80;
-    else if ((c & 0xf0) == 0xe0)
-        len = 3, cp = c & 0x0f, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, cp = c & 0x07, min = 0x10000;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 void notify_text_fix(char *s, size_t size)
 {
     unsigned char *u = (unsigned char *)s;
@@ -202,7 +175,7 @@ void notify_text_fix(char *s, size_t size)
         s[n] = '\0';
     }
     for (size_t i = 0; i < n;) {
-        size_t k = utf8_len(u + i, n - i);
+        size_t k = str_utf8_len(u + i, n - i);
         if (k == 1 && (u[i] < 0x20 || u[i] == 0x7f))
             k = 0;
         if (!k)

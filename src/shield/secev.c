@@ -22,6 +22,7 @@
  * their nftables update, so the kernel set follows the table in order.
  * Events are recorded (log, ring) only by this thread: the control thread
  * posts the events of its changes like any worker. */
+#include "core/str.h"
 #include "shield/secev.h"
 
 #include <errno.h>
@@ -145,35 +146,6 @@ static uint64_t mono_ms(void)
 
 /* ---- JSON ---- */
 
-/* The length of the valid UTF-8 sequence starting s[0, n), 0 when there is
- * none (overlong forms, surrogates and stray bytes included). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0], cp, min;
-    size_t len;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2, cp = c & 0x1f, min = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-        len = 3, cp = c & 0x0f, min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4, cp = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 /* A JSON string of s[0, strnlen(s, max)), max <= sizeof(secev_t.detail),
  * with each byte that is not UTF-8 written as the text \xNN (jansson wants
  * valid UTF-8, and a path with a stray byte is evidence to keep). */
@@ -182,7 +154,7 @@ static json_t *json_text(const char *s, size_t max)
     char out[4 * sizeof(((secev_t *)0)->detail)];
     size_t n = strnlen(s, max), o = 0;
     for (size_t i = 0; i < n && o + 4 <= sizeof(out);) {
-        size_t k = utf8_len((const unsigned char *)s + i, n - i);
+        size_t k = str_utf8_len((const unsigned char *)s + i, n - i);
         if (k) {
             memcpy(out + o, s + i, k);
             o += k;

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/str.h"
 #include "store/store_int.h"
 
 uint64_t store_mono_ns(void)
@@ -30,32 +31,10 @@ void store_rec_free(store_rec_t *r)
     free(r);
 }
 
-/* The length of the valid UTF-8 sequence at s[0, n), 0 if none (overlong
- * forms and surrogates included). */
+/* A valid UTF-8 character at s[0, n), NUL excluded (stored text is C text). */
 static size_t utf8_len(const unsigned char *s, size_t n)
 {
-    unsigned c = s[0], cp, min;
-    size_t len;
-    if (c < 0x80)
-        return c ? 1 : 0;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, cp = c & 0x1f, min = 0x80;
-    else if ((c & 0xf0) == 0xe0)
-        len = 3, cp = c & 0x0f, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, cp = c & 0x07, min = 0x10000;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
+    return s[0] ? str_utf8_len(s, n) : 0;
 }
 
 /* Copies in to out (in.len bytes of room), every byte that is not part of a
