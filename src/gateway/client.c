@@ -23,6 +23,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "core/log.h"
 #include "gateway/head.h"
 #include "gateway/route.h"
@@ -984,8 +986,10 @@ static int upstream_failed(client_t *c, int err)
         }
         upstream_close(fresh);
     }
-    worker_server_warn(c->w, u->srv, "failed before answering: %s",
-                       err ? strerror(-err) : "connection closed");
+    const char *tls_why = u->tls.error ? ERR_reason_error_string(u->tls.error) : NULL;
+    worker_server_warn(c->w, u->srv, "failed before answering: %s%s%s",
+                       err ? strerror(-err) : "connection closed", tls_why ? ": TLS: " : "",
+                       tls_why ? tls_why : "");
     return tx_retry_or_fail(c, CONF_RETRY_RESET, 502);
 }
 

@@ -86,7 +86,8 @@ int tls_io_read(tls_conn_t *t, loop_ready_t *r, char *p, size_t room, size_t *re
         return -EAGAIN;
     if (e == SSL_ERROR_ZERO_RETURN) /* close_notify: a clean end */
         return 0;
-    /* A cut without close_notify, or a bad record. */
+    /* A cut without close_notify, a bad record, or the peer's alert. */
+    t->error = ERR_peek_last_error();
     ERR_clear_error();
     t->dead = true;
     return -ECONNRESET;
@@ -107,6 +108,7 @@ static int write_all(tls_conn_t *t, loop_ready_t *r, const char *p, size_t len, 
         }
         if (blocked(r, SSL_get_error(t->ssl, w)))
             return *ret_sent ? 0 : -EAGAIN;
+        t->error = ERR_peek_last_error();
         ERR_clear_error();
         t->dead = true;
         return *ret_sent ? 0 : -EPIPE;

@@ -184,6 +184,8 @@ typedef struct {
     bool handshaking; /* the handshake is not done yet */
     bool dead;        /* a fatal TLS error: no close_notify may follow */
     bool notified;    /* close_notify sent */
+    unsigned long error; /* OpenSSL's error that made it dead (0: none): the reason a
+                          * peer's alert gives, e.g. a certificate it required */
 } tls_conn_t;
 
 /* Takes ssl (from tls_server_ssl_new or tls_client_ssl_new, its fd set):
