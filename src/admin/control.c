@@ -1,5 +1,6 @@
-/* The control thread: see control.h. Today it serves the admin listener;
- * health checks, monitors and objectives will run on the same loop. */
+/* The control thread: see control.h. It serves the admin listener and runs
+ * health checks, failover decisions and the watch (objectives, monitors,
+ * alerts: watch.c) on one loop. */
 #include "admin/control.h"
 
 #include <errno.h>

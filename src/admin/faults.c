@@ -17,14 +17,17 @@ int faults_reset(faults_t *f, const conf_t *conf)
     f->slow = calloc(n, sizeof(*f->slow));
     f->empty = calloc(n, sizeof(*f->empty));
     if (!f->ticks || !f->slow || !f->empty)
-        return -ENOMEM;
+        goto nomem;
     for (size_t p = 0; p < conf->npools; p++) {
         size_t ns = conf->pools[p].nservers ? conf->pools[p].nservers : 1;
         if (!(f->ticks[p] = calloc(ns, sizeof(**f->ticks))) ||
             !(f->slow[p] = calloc(ns, sizeof(**f->slow))))
-            return -ENOMEM;
+            goto nomem;
     }
     return 0;
+nomem:
+    faults_deinit(f); /* conf NULL: faults_tick does nothing */
+    return -ENOMEM;
 }
 
 void faults_deinit(faults_t *f)

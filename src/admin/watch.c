@@ -17,7 +17,6 @@
 
 /* ---- the notifier ---------------------------------------------------------- */
 
-#define SECRET_MAX 4096
 
 /* A small file read whole (secrets, passwords): malloc'd, NUL-terminated,
  * one trailing newline dropped. NULL with errno (EFBIG: over SECRET_MAX). */
@@ -26,12 +25,13 @@ static char *file_read(const char *path, size_t *ret_len)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return NULL;
-    char *buf = malloc(SECRET_MAX + 2);
+    /* CONF_SECRET_MAX, and a newline after it */
+    char *buf = malloc(CONF_SECRET_MAX + 3);
     ssize_t n = 0, r = 0;
-    while (buf && n <= SECRET_MAX &&
-           (r = read(fd, buf + n, (size_t)(SECRET_MAX + 1 - n))) > 0)
+    while (buf && n <= CONF_SECRET_MAX + 1 &&
+           (r = read(fd, buf + n, (size_t)(CONF_SECRET_MAX + 2 - n))) > 0)
         n += r;
-    int e = !buf ? ENOMEM : r < 0 ? errno : n > SECRET_MAX ? EFBIG : 0;
+    int e = !buf ? ENOMEM : r < 0 ? errno : n > CONF_SECRET_MAX + 1 ? EFBIG : 0;
     close(fd);
     if (e) {
         free(buf);
@@ -40,6 +40,11 @@ static char *file_read(const char *path, size_t *ret_len)
     }
     if (n > 0 && buf[n - 1] == '\n')
         n--;
+    if (n > CONF_SECRET_MAX) {
+        free(buf);
+        errno = EFBIG;
+        return NULL;
+    }
     buf[n] = '\0';
     *ret_len = (size_t)n;
     return buf;
@@ -176,13 +181,13 @@ static void tick_cb(loop_t *loop, loop_timer_t *t)
     (void)loop_timer_start(loop, t, w->tick_ms);
 }
 
-int watch_init(watch_t *w, loop_t *loop, gateway_t *g, const conf_t *conf, store_t *store,
+int watch_init(watch_t *w, loop_t *loop, gateway_t *g, conf_t *conf, store_t *store,
                FILE *errs)
 {
     memset(w, 0, sizeof(*w));
     w->loop = loop;
     w->gateway = g;
-    w->conf = conf;
+    w->conf = conf_ref(conf);
     w->store = store;
     const char *t = getenv("SURETY_TEST_TICK_MS");
     w->tick_ms = t && atoi(t) > 0 ? (uint64_t)atoi(t) : MONITOR_TICK_MS;
@@ -201,16 +206,17 @@ int watch_init(watch_t *w, loop_t *loop, gateway_t *g, const conf_t *conf, store
     return loop_timer_start(loop, &w->tick, w->tick_ms);
 }
 
-void watch_reload(watch_t *w, const conf_t *conf)
+void watch_reload(watch_t *w, conf_t *conf)
 {
     notify_t *nt = w->notify;
+    /* the gateway's state has the new shape now, whatever happens below */
+    if (faults_reset(&w->faults, conf) < 0)
+        log_error("reload: fault detection is off: out of memory");
     if (!alerts_same(w->conf, conf)) {
-        FILE *errs = stderr;
-        nt = conf->nalerts ? notify_build(w, conf, errs) : NULL;
-        if (conf->nalerts && !nt) {
-            log_error("reload: alerts: the notifier cannot start; keeping the previous watch");
-            return;
-        }
+        nt = conf->nalerts ? notify_build(w, conf, stderr) : NULL;
+        if (conf->nalerts && !nt)
+            log_error("reload: alerts: the notifier cannot start (above): no alert is sent "
+                      "until a reload fixes it");
     }
     monitor_opts_t mo = {.loop = w->loop, .conf = conf, .store = w->store, .notify = nt};
     int err = 0;
@@ -221,14 +227,13 @@ void watch_reload(watch_t *w, const conf_t *conf)
             notify_free(nt);
         return;
     }
-    monitor_free(w->monitor);
+    monitor_free(w->monitor); /* before the notifier it may post to */
     w->monitor = m;
     if (nt != w->notify)
         notify_free(w->notify);
     w->notify = nt;
-    w->conf = conf;
-    if (faults_reset(&w->faults, conf) < 0)
-        log_error("reload: fault detection is off: out of memory");
+    conf_unref(w->conf);
+    w->conf = conf_ref(conf);
 }
 
 void watch_deinit(watch_t *w)
@@ -239,6 +244,7 @@ void watch_deinit(watch_t *w)
     faults_deinit(&w->faults);
     notify_free(w->notify);
     free(w->sli);
+    conf_unref(w->conf);
     memset(w, 0, sizeof(*w));
 }
 

@@ -21,7 +21,7 @@
 typedef struct {
     loop_t *loop;
     gateway_t *gateway;
-    const conf_t *conf;
+    conf_t *conf;       /* a reference of its own: the monitor reads it */
     store_t *store;     /* borrowed; NULL: none */
     notify_t *notify;   /* NULL without alerts */
     monitor_t *monitor;
@@ -34,13 +34,15 @@ typedef struct {
 
 /* 0, or -errno with the reason on errs (an alert's secret file cannot be
  * read, out of memory). The timer starts with the loop. */
-int watch_init(watch_t *w, loop_t *loop, gateway_t *g, const conf_t *conf, store_t *store,
+int watch_init(watch_t *w, loop_t *loop, gateway_t *g, conf_t *conf, store_t *store,
                FILE *errs);
 /* A reload: the monitor moves to conf keeping its history; the notifier is
  * rebuilt only when `alerts:` changed (a new one would notify again every
- * alert still firing). On failure the watch keeps the old configuration
- * and logs why. */
-void watch_reload(watch_t *w, const conf_t *conf);
+ * alert still firing). A notifier that cannot start leaves alerts unsent
+ * until a later reload (logged); monitors that cannot start (out of
+ * memory) keep the previous configuration, whose reference the watch
+ * holds. */
+void watch_reload(watch_t *w, conf_t *conf);
 void watch_deinit(watch_t *w);
 
 /* Records a control-plane event (failover...). */

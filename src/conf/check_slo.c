@@ -277,6 +277,9 @@ static void check_readable(conf_ctx_t *ctx, const char *path, const char *key, c
         err = errno;
     else if (!S_ISREG(st.st_mode))
         conf_ctx_error(ctx, m, "%s.%s: %s is not a regular file", path, key, QNAME(q, file));
+    else if (st.st_size > CONF_SECRET_MAX + 1) /* + 1: a trailing newline is dropped */
+        conf_ctx_error(ctx, m, "%s.%s: %s is larger than %d bytes: a secret, not a document",
+                       path, key, QNAME(q, file), CONF_SECRET_MAX);
     else if (access(file, R_OK) < 0)
         err = errno;
     if (err)

@@ -262,6 +262,9 @@ typedef struct {
 #define CONF_LATENCY_NBUCKETS 15
 extern const double conf_latency_bounds[CONF_LATENCY_NBUCKETS];
 
+/* The largest secret_file / password_file the process reads, in bytes. */
+#define CONF_SECRET_MAX 4096
+
 /* One name of a list of names (alerts of an objective...), resolved. */
 typedef struct {
     size_t index; /* into the conf_t array the name belongs to */

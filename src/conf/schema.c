@@ -652,7 +652,7 @@ static const conf_key_t store_retention_keys[] = {
     {.name = "events", .type = CONF_T_DURATION, .def = "400d", .min = "1d", .max = "36500d",
      FIELD(conf_t, store.retention.events_ms),
      .help = "How long events (monitor state changes, alerts firing and resolved, "
-             "maintenance) are kept."},
+             "failovers, slow servers, saturation) are kept."},
     {.name = "deliveries", .type = CONF_T_DURATION, .def = "30d", .min = "1d", .max = "3650d",
      FIELD(conf_t, store.retention.deliveries_ms),
      .help = "How long the log of alert deliveries (each webhook call and email) is kept."},

@@ -89,8 +89,9 @@ static void probe_result(void *ud, size_t index, const probe_result_t *r)
     if (m->o.store) { /* also as an SLI sample, so rollups restore the objectives */
         char source[160];
         uint64_t buckets[CONF_LATENCY_NBUCKETS + 1] = {0};
-        size_t b = 0;
-        while (b < CONF_LATENCY_NBUCKETS && r->latency_ms / 1000.0 > conf_latency_bounds[b])
+        size_t b = 0; /* a failed probe is never fast: +Inf, as a latency objective sees it */
+        while (b < CONF_LATENCY_NBUCKETS &&
+               (!r->ok || r->latency_ms / 1000.0 > conf_latency_bounds[b]))
             b++;
         buckets[b] = 1;
         snprintf(source, sizeof(source), "monitor:%s", c->monitors[index].name);
@@ -140,7 +141,7 @@ static void probe_state(void *ud, size_t index, probe_state_t from, probe_state_
     json_decref(d);
 }
 
-static int probes_start(monitor_t *m, const monitor_t *old)
+static int probes_start(monitor_t *m)
 {
     const conf_t *c = m->o.conf;
     if (!c->nmonitors)
@@ -172,8 +173,6 @@ static int probes_start(monitor_t *m, const monitor_t *old)
     free(specs);
     if (!m->probes)
         return err ? err : -ENOMEM;
-    if (old && old->probes)
-        probe_inherit(m->probes, old->probes);
     return 0;
 }
 
@@ -364,8 +363,7 @@ void monitor_tick(monitor_t *m, const gateway_sli_t *sli, size_t n)
     sli_feed(m, sli, n, now);
     for (size_t i = 0; i < m->nobj; i++)
         objective_evaluate(m, i, now);
-    if (m->o.store)
-        (void)store_retention_run(m->o.store, now);
+    /* retention: the store runs its own pass as submitted time goes by */
 }
 
 /* ---- restoring history at start -------------------------------------------- */
@@ -426,7 +424,9 @@ static void objective_restore(monitor_t *m, size_t i, int64_t now)
     else
         snprintf(source, sizeof(source), "%s", oc->source);
     int64_t from = now - (int64_t)(oc->window_ms / 1000);
-    /* hours first: the series only goes forward, and minutes are newer */
+    /* minutes; then, if they do not reach back over the whole window, the
+     * series again from the hours before them and the minutes (it only
+     * goes forward) */
     int64_t first_minute = restore_range(m, i, source, STORE_RES_MINUTE, from, now + 60, rows);
     if (first_minute > from) {
         slo_series_free(m->obj[i].series);
@@ -448,6 +448,19 @@ static bool same_objective(const conf_objective_t *a, const conf_objective_t *b)
            a->window_ms == b->window_ms && a->threshold_ms == b->threshold_ms;
 }
 
+/* The objective of old that objective oc continues (same name, source,
+ * kind, window and threshold), or NULL. */
+static monitor_obj_t *continued(monitor_t *old, const conf_objective_t *oc)
+{
+    for (size_t j = 0; old && j < old->nobj; j++)
+        if (old->obj[j].series && same_objective(old->obj[j].oc, oc))
+            return &old->obj[j];
+    return NULL;
+}
+
+/* Every objective's runtime; a new one gets a new series, restored from
+ * the store. Nothing is taken from old yet (handover does that, once
+ * nothing can fail any more). */
 static int objectives_init(monitor_t *m, monitor_t *old)
 {
     const conf_t *c = m->o.conf;
@@ -458,26 +471,44 @@ static int objectives_init(monitor_t *m, monitor_t *old)
     for (size_t i = 0; i < m->nobj; i++) {
         monitor_obj_t *o = &m->obj[i];
         o->oc = &c->objectives[i];
-        for (size_t j = 0; old && j < old->nobj; j++) {
-            monitor_obj_t *oo = &old->obj[j];
-            if (oo->series && same_objective(oo->oc, o->oc)) {
-                o->series = oo->series; /* the history goes on */
-                oo->series = NULL;
-                memcpy(o->firing, oo->firing, sizeof(o->firing));
-                memcpy(o->since, oo->since, sizeof(o->since));
-                break;
-            }
-        }
-        if (!o->series) {
-            if (!(o->series = slo_series_new(o->oc->window_ms)))
-                return -ENOMEM;
-            if (m->o.store)
-                objective_restore(m, i, clock_unix());
-            if (!o->series)
-                return -ENOMEM;
-        }
+        if (continued(old, o->oc))
+            continue;
+        if (!(o->series = slo_series_new(o->oc->window_ms)))
+            return -ENOMEM;
+        if (m->o.store)
+            objective_restore(m, i, clock_unix());
+        if (!o->series)
+            return -ENOMEM;
     }
     return 0;
+}
+
+/* What outlives a generation moves from old to m: series, alert state,
+ * the event ring, the last snapshot, probe states. Cannot fail. */
+static void handover(monitor_t *m, monitor_t *old)
+{
+    for (size_t i = 0; i < m->nobj; i++) {
+        monitor_obj_t *o = &m->obj[i], *oo = o->series ? NULL : continued(old, o->oc);
+        if (!oo)
+            continue;
+        o->series = oo->series; /* the history goes on */
+        oo->series = NULL;
+        memcpy(o->firing, oo->firing, sizeof(o->firing));
+        memcpy(o->since, oo->since, sizeof(o->since));
+    }
+    free(m->events);
+    m->events = old->events;
+    m->ev_head = old->ev_head;
+    m->ev_count = old->ev_count;
+    old->events = NULL;
+    old->ev_count = 0;
+    m->prev = old->prev;
+    m->nprev = old->nprev;
+    m->primed = old->primed;
+    old->prev = NULL;
+    old->nprev = 0;
+    if (m->probes && old->probes)
+        probe_inherit(m->probes, old->probes);
 }
 
 monitor_t *monitor_new(const monitor_opts_t *o, monitor_t *old, int *ret_err)
@@ -487,21 +518,12 @@ monitor_t *monitor_new(const monitor_opts_t *o, monitor_t *old, int *ret_err)
     if (!m)
         goto fail;
     m->o = *o;
-    if (old) { /* the event ring and the last snapshot carry over */
-        m->events = old->events;
-        m->ev_head = old->ev_head;
-        m->ev_count = old->ev_count;
-        old->events = NULL;
-        m->prev = old->prev;
-        m->nprev = old->nprev;
-        m->primed = old->primed;
-        old->prev = NULL;
-        old->nprev = 0;
-    } else if (!(m->events = calloc(MONITOR_EVENTS_KEPT, sizeof(*m->events)))) {
+    if (!(m->events = calloc(MONITOR_EVENTS_KEPT, sizeof(*m->events))))
         goto fail;
-    }
-    if ((err = objectives_init(m, old)) < 0 || (err = probes_start(m, old)) < 0)
+    if ((err = objectives_init(m, old)) < 0 || (err = probes_start(m)) < 0)
         goto fail;
+    if (old)
+        handover(m, old);
     return m;
 fail:
     monitor_free(m);

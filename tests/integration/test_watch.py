@@ -295,3 +295,22 @@ def test_a_server_far_slower_than_its_pool_and_a_pool_without_servers_are_events
     ev = wait_until(lambda: api(s, "/api/v1/events?kind=pool_unavailable")["events"], 6,
                     "pool_unavailable")
     assert ev[0]["subject"] == "pool:site"
+
+
+def test_reloads_keep_each_objective_history_and_take_new_ones(env, tmp_path, hooks):
+    s, _ = alerting_surety(env, tmp_path, hooks)
+    traffic(s, ok=20, errors=0)
+    wait_until(lambda: objective(s, "availability")["total"] == 20, 5, "counts")
+    cfg = json.loads(json.dumps(s.cfg))
+    cfg["objectives"]["route"] = {"source": "route:web/0", "kind": "availability",
+                                  "target": "99%", "window": "1d"}
+    cfg["alerts"]["ops"]["repeat"] = "1h"  # the notifier is rebuilt
+    for gen in (1, 2):
+        s.config_path.write_text(harness.render(cfg))
+        s.admin_post("/api/v1/reload")
+        wait_until(lambda: api(s, "/api/v1/reload")["generation"] >= gen, 5, "reload")
+        cfg["objectives"].pop("route", None)
+    time.sleep(2.5)  # ticks after the old generations are gone
+    o = objective(s, "availability")
+    assert o["total"] == 20, o  # the series went on across both reloads
+    assert [x["name"] for x in api(s, "/api/v1/objectives")["objectives"]] == ["availability"]
