@@ -19,6 +19,7 @@
 #include "conf/conf.h"
 #include "core/log.h"
 #include "gateway/gateway.h"
+#include "monitor/slo_export.h"
 
 #ifndef SURETY_VERSION
 #define SURETY_VERSION "dev"
@@ -63,6 +64,9 @@ static int cmd_help(const opts_t *o)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (commands[i].help)
             printf("  %-10s %s\n", commands[i].name, commands[i].help);
+    printf("  %-10s %s\n", "slo",
+           "export --prometheus [-c FILE]: the objectives' alerts as "
+           "Prometheus rules (docs/slo.md)");
     printf("\noptions:\n  -c FILE    configuration file (default %s)\n"
            "  -v         verbose diagnostics (debug level)\n",
            DEFAULT_CONFIG);
@@ -348,6 +352,83 @@ out:
     return rc;
 }
 
+/* `surety slo export --prometheus [-c FILE]`: the Prometheus recording and
+ * alerting rules of the file's objectives on stdout (slo_export.h). Its
+ * words and its long option do not fit the common -c/-v parsing, so main
+ * hands it argv from "slo" on, before that parsing. 0; 1 for a bad file
+ * (FILE:LINE:COL on stderr, nothing on stdout) or a failed write; 2 for a
+ * usage error. */
+static int cmd_slo(int argc, char **argv)
+{
+    static const char usage[] = "usage: surety slo export --prometheus [-c FILE]\n";
+    static const struct option longopts[] = {
+        {"prometheus", no_argument, NULL, 'P'},
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config = DEFAULT_CONFIG;
+    bool prometheus = false;
+    if (argc < 2 || strcmp(argv[1], "export") != 0) {
+        if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (argc < 2)
+            fprintf(stderr, "surety slo: missing command\n%s", usage);
+        else
+            fprintf(stderr, "surety slo: unknown command '%s'\n%s", argv[1], usage);
+        return 2;
+    }
+    optind = 2;
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":c:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'P':
+            prometheus = true;
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        case ':':
+            fprintf(stderr, "surety slo export: %s needs a FILE\n%s", argv[optind - 1], usage);
+            return 2;
+        default: /* optopt: the unknown short option; 0 for a long one */
+            if (optopt)
+                fprintf(stderr, "surety slo export: unknown option '-%c'\n%s", optopt, usage);
+            else
+                fprintf(stderr, "surety slo export: unknown option '%s'\n%s", argv[optind - 1],
+                        usage);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "surety slo export: unexpected argument '%s'\n%s", argv[optind], usage);
+        return 2;
+    }
+    if (!prometheus) {
+        fprintf(stderr, "surety slo export: say which format: --prometheus (the only one)\n%s",
+                usage);
+        return 2;
+    }
+    conf_t *conf = conf_load(config, stderr);
+    if (!conf)
+        return 1;
+    int r = slo_export_prometheus(conf, stdout);
+    conf_unref(conf);
+    if (r == 0 && fflush(stdout) != 0)
+        r = -EIO;
+    if (r < 0) {
+        fprintf(stderr, "surety slo export: writing the rules: %s\n", strerror(-r));
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     opts_t o = {.config = DEFAULT_CONFIG};
@@ -360,6 +441,8 @@ int main(int argc, char **argv)
         return cmd_help(&o);
     if (!strcmp(name, "--version"))
         return cmd_version(&o);
+    if (!strcmp(name, "slo"))
+        return cmd_slo(argc - 1, argv + 1);
     optind = 2;
     int opt;
     while ((opt = getopt(argc, argv, "c:vh")) != -1) {

@@ -1,22 +1,16 @@
-"""The Prometheus rules Surety exports for its objectives: `promtool check
-rules` accepts them, and `promtool test rules` shows their alerts fire on
-synthetic gateway metrics as the burn-rate rules say (docs/slo.md).
+"""`surety slo export --prometheus -c FILE`: the Prometheus rules Surety
+exports for its objectives. `promtool check rules` accepts them, `promtool
+test rules` shows their alerts fire on synthetic gateway metrics as the
+burn-rate rules say (docs/slo.md), and a bad file or a bad command line is
+refused without a rules file."""
 
-Until `surety slo export --prometheus` exists, the exporter is run through
-tests/monitor/slo_export_tool (built with the unit tests); SLO_EXPORT_TOOL
-overrides its path."""
-
-import os
 import shutil
 import subprocess
 import textwrap
 
 import pytest
 
-from harness import REPO
-
-TOOL = os.environ.get("SLO_EXPORT_TOOL",
-                      str(REPO / "build-asan" / "tests" / "monitor" / "slo_export_tool"))
+import harness
 
 CONFIG = """\
 listeners:
@@ -46,14 +40,24 @@ def promtool():
     return path
 
 
-def export(tmp_path, text):
-    if not os.path.exists(TOOL):
-        pytest.fail("%s does not exist: build with -Dtests=true (ninja -C build-asan)" % TOOL)
+def slo_export(conf, *args):
+    """Runs `surety slo export` with args, or `--prometheus -c conf`."""
+    argv = [harness.surety_binary(), "slo", "export"] + (list(args) or ["--prometheus", "-c",
+                                                                        str(conf)])
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                          env=harness.sanitizer_env())
+
+
+def write_conf(tmp_path, text):
     secret = tmp_path / "hook.secret"
     secret.write_text("k3y\n")
     conf = tmp_path / "surety.yaml"
     conf.write_text(text.replace("SECRET", str(secret)))
-    r = subprocess.run([TOOL, str(conf)], capture_output=True, text=True, timeout=30)
+    return conf
+
+
+def export(tmp_path, text):
+    r = slo_export(write_conf(tmp_path, text))
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     rules = tmp_path / "rules.yaml"
@@ -74,20 +78,57 @@ def test_exported_rules_pass_promtool_check(tmp_path):
     assert "# objective probe (monitor:home) is not exported" in text
 
 
-def test_exporter_refuses_a_bad_file_with_its_position(tmp_path):
-    bad = CONFIG.replace("threshold: 300ms", "threshold: 120ms")
-    if not os.path.exists(TOOL):
-        pytest.fail("%s does not exist" % TOOL)
-    secret = tmp_path / "hook.secret"
-    secret.write_text("k3y\n")
-    conf = tmp_path / "surety.yaml"
-    conf.write_text(bad.replace("SECRET", str(secret)))
-    r = subprocess.run([TOOL, str(conf)], capture_output=True, text=True, timeout=30)
+def test_export_refuses_a_bad_file_with_its_position(tmp_path):
+    conf = write_conf(tmp_path, CONFIG.replace("threshold: 300ms", "threshold: 120ms"))
+    r = slo_export(conf)
     assert r.returncode == 1
     assert r.stdout == ""
     assert r.stderr.startswith("%s:12:62: objective 'latency': threshold 120ms is not a bound"
                                % conf), r.stderr
     assert r.stderr.count("\n") == 1, r.stderr
+
+
+def test_export_refuses_a_file_that_does_not_parse_with_its_position(tmp_path):
+    conf = write_conf(tmp_path, CONFIG.replace("target: 99.9%,", "target: 99.9%,,"))
+    r = slo_export(conf)
+    assert r.returncode == 1
+    assert r.stdout == ""
+    # line 11, column of the second comma: where the YAML stops making sense
+    assert r.stderr.startswith("%s:11:75: " % conf), r.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    ((), "surety slo export: say which format: --prometheus (the only one)"),
+    (("--prometheus", "--grafana"), "surety slo export: unknown option '--grafana'"),
+    (("--prometheus", "-x"), "surety slo export: unknown option '-x'"),
+    (("--prometheus", "-c"), "surety slo export: -c needs a FILE"),
+    (("--prometheus", "rules.yaml"), "surety slo export: unexpected argument 'rules.yaml'"),
+], ids=["no-format", "unknown-long-option", "unknown-short-option", "c-without-file",
+        "stray-argument"])
+def test_export_refuses_a_bad_command_line_with_its_usage(tmp_path, args, message):
+    conf = write_conf(tmp_path, CONFIG)
+    r = slo_export(conf, *(args or ("-c", str(conf))))
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert r.stderr == message + "\nusage: surety slo export --prometheus [-c FILE]\n"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["slo"], "surety slo: missing command"),
+    (["slo", "import"], "surety slo: unknown command 'import'"),
+], ids=["missing", "unknown"])
+def test_slo_refuses_a_missing_or_unknown_command(argv, message):
+    r = subprocess.run([harness.surety_binary()] + argv, capture_output=True, text=True,
+                       timeout=30, env=harness.sanitizer_env())
+    assert r.returncode == 2
+    assert r.stderr == message + "\nusage: surety slo export --prometheus [-c FILE]\n"
+
+
+def test_help_lists_slo_export():
+    r = subprocess.run([harness.surety_binary(), "help"], capture_output=True, text=True,
+                       timeout=30, env=harness.sanitizer_env())
+    assert r.returncode == 0
+    assert "  slo        export --prometheus [-c FILE]" in r.stdout, r.stdout
 
 
 # 2% of the requests of listener web fail: a burn rate of 20 against 99.9%,
