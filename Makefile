@@ -26,6 +26,7 @@ bench: build
 	bench/shield.sh
 	bench/tls.sh
 	bench/slo.sh
+	bench/monitors.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN) build-fuzz

@@ -116,8 +116,17 @@ void probe_fail(probe_mon_t *m, uint32_t latency_ms, int status, const char *fmt
 static void tick_cb(loop_t *loop, loop_timer_t *t)
 {
     probe_mon_t *m = container_of(t, probe_mon_t, tick);
-    /* Just disarmed, so the heap has its slot: this cannot fail. */
-    (void)loop_timer_start(loop, t, m->spec.interval_ms);
+    /* The next tick is planned from this one's planned time, not from when
+     * it fired: a loop running late then skips ticks, and counts them,
+     * instead of stretching every interval where nobody sees it. Just
+     * disarmed, so the heap has its slot: this cannot fail. */
+    uint64_t now = loop_now(loop), iv = m->spec.interval_ms, next = t->due + iv;
+    if (next <= now) {
+        uint64_t missed = (now - next) / iv + 1;
+        m->nskipped += missed;
+        next += missed * iv;
+    }
+    (void)loop_timer_start(loop, t, next - now);
     if (m->running) {
         m->nskipped++;
         return;
