@@ -4,7 +4,8 @@
 #   surety_sli_off  no objectives, no monitors, the collection tick never runs
 #   surety_sli_on   three objectives (listener and route), two monitors
 #                   probing the backend every second, the store writing, and
-#                   the collection tick every second (ten times the default)
+#                   the collection tick every 10 s (BENCH_SLI_TICK_MS=1000:
+#                   every second, ten times the default)
 # Both with one worker on one CPU; ratios are on against off. Environment:
 # as bench/run.sh (BENCH_SECONDS, BENCH_ROUNDS, BENCH_CONNS, BENCH_CLOSE...).
 set -euo pipefail
