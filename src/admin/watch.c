@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "admin/api_security.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -131,6 +133,35 @@ out:
     return nt;
 }
 
+/* SHA-256 over every alert's secret (secret_file / password_file), so a
+ * reload notices a rotated secret in a file of the same name. -errno when
+ * one cannot be read (the notifier build then says which). */
+static int secrets_digest(const conf_t *conf, unsigned char out[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int r = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -ENOMEM;
+    for (size_t i = 0; r == 0 && i < conf->nalerts; i++) {
+        const conf_alert_t *a = &conf->alerts[i];
+        const char *file = a->kind == CONF_ALERT_WEBHOOK ? a->secret_file : a->email.password_file;
+        size_t len = 0;
+        char *secret = file ? file_read(file, &len) : NULL;
+        if (file && !secret) {
+            r = -errno;
+            break;
+        }
+        EVP_DigestUpdate(md, &len, sizeof(len)); /* framing: no two lists hash alike */
+        EVP_DigestUpdate(md, secret ? secret : "", len);
+        if (secret) {
+            explicit_bzero(secret, len);
+            free(secret);
+        }
+    }
+    if (r == 0 && EVP_DigestFinal_ex(md, out, NULL) != 1)
+        r = -EINVAL;
+    EVP_MD_CTX_free(md);
+    return r;
+}
+
 /* Whether two `alerts:` sections say the same (then the notifier stays). */
 static bool alerts_same(const conf_t *a, const conf_t *b)
 {
@@ -194,6 +225,7 @@ int watch_init(watch_t *w, loop_t *loop, gateway_t *g, conf_t *conf, store_t *st
     clock_refresh();
     if (conf->nalerts && !(w->notify = notify_build(w, conf, errs)))
         return -EINVAL;
+    (void)secrets_digest(conf, w->secrets_digest);
     monitor_opts_t mo = {.loop = loop, .conf = conf, .store = store, .notify = w->notify};
     int err = faults_reset(&w->faults, conf);
     if (err < 0)
@@ -212,7 +244,10 @@ void watch_reload(watch_t *w, conf_t *conf)
     /* the gateway's state has the new shape now, whatever happens below */
     if (faults_reset(&w->faults, conf) < 0)
         log_error("reload: fault detection is off: out of memory");
-    if (!alerts_same(w->conf, conf)) {
+    unsigned char digest[32] = {0};
+    bool same_secrets = secrets_digest(conf, digest) == 0 &&
+                        !memcmp(digest, w->secrets_digest, sizeof(digest));
+    if (!alerts_same(w->conf, conf) || !same_secrets) {
         nt = conf->nalerts ? notify_build(w, conf, stderr) : NULL;
         if (conf->nalerts && !nt)
             log_error("reload: alerts: the notifier cannot start (above): no alert is sent "
@@ -232,6 +267,7 @@ void watch_reload(watch_t *w, conf_t *conf)
     if (nt != w->notify)
         notify_free(w->notify);
     w->notify = nt;
+    memcpy(w->secrets_digest, digest, sizeof(digest));
     conf_unref(w->conf);
     w->conf = conf_ref(conf);
 }

@@ -24,6 +24,7 @@ typedef struct {
     conf_t *conf;       /* a reference of its own: the monitor reads it */
     store_t *store;     /* borrowed; NULL: none */
     notify_t *notify;   /* NULL without alerts */
+    unsigned char secrets_digest[32]; /* SHA-256 of the secrets notify was built with */
     monitor_t *monitor;
     loop_timer_t tick;
     uint64_t tick_ms;   /* MONITOR_TICK_MS, or SURETY_TEST_TICK_MS */

@@ -314,3 +314,109 @@ def test_reloads_keep_each_objective_history_and_take_new_ones(env, tmp_path, ho
     o = objective(s, "availability")
     assert o["total"] == 20, o  # the series went on across both reloads
     assert [x["name"] for x in api(s, "/api/v1/objectives")["objectives"]] == ["availability"]
+
+
+class Smtp:
+    """A minimal SMTP receiver (enough for libcurl): records each message."""
+
+    def __init__(self):
+        import socketserver
+        self.messages = []
+        self.cond = threading.Condition()
+        outer = self
+
+        class H(socketserver.StreamRequestHandler):
+            def handle(self):
+                w = self.wfile
+                w.write(b"220 test ESMTP\r\n")
+                env = {"rcpt": []}
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    cmd = line.decode("latin-1").strip()
+                    up = cmd.upper()
+                    if up.startswith(("EHLO", "HELO")):
+                        w.write(b"250-test\r\n250 8BITMIME\r\n")
+                    elif up.startswith("MAIL FROM:"):
+                        env["from"] = cmd[10:].strip()
+                        w.write(b"250 ok\r\n")
+                    elif up.startswith("RCPT TO:"):
+                        env["rcpt"].append(cmd[8:].strip())
+                        w.write(b"250 ok\r\n")
+                    elif up == "DATA":
+                        w.write(b"354 go on\r\n")
+                        data = []
+                        while True:
+                            l = self.rfile.readline()
+                            if not l or l in (b".\r\n", b".\n"):
+                                break
+                            data.append(l)
+                        with outer.cond:
+                            outer.messages.append(dict(env, data=b"".join(data).decode()))
+                            outer.cond.notify_all()
+                        w.write(b"250 queued\r\n")
+                    elif up == "QUIT":
+                        w.write(b"221 bye\r\n")
+                        return
+                    else:
+                        w.write(b"250 ok\r\n")
+
+        class S(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = S(("127.0.0.1", 0), H)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, n, timeout):
+        with self.cond:
+            deadline = time.monotonic() + timeout
+            while len(self.messages) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(left)
+        return True
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_an_alert_is_mailed_through_smtp(env, tmp_path):
+    smtp = Smtp()
+    try:
+        b = env.backend("app", handler=errors_handler)
+        cfg = harness.simple_config([b], objectives={
+            "availability": {"source": "listener:web", "kind": "availability", "target": "99.9%",
+                             "window": "30d"}},
+            alerts={"mail": {"email": {"to": ["ops@example.com"], "from": "surety@example.com",
+                                       "smtp": "smtp://127.0.0.1:%d" % smtp.port},
+                             "group_wait": "1s"}})
+        s = env.surety(cfg, env={"SURETY_TEST_TICK_MS": "200"})
+        traffic(s, ok=95, errors=5)
+        assert smtp.wait(1, 10), "no mail"
+        m = smtp.messages[0]
+        assert m["rcpt"] == ["<ops@example.com>"] and m["from"] == "<surety@example.com>", m
+        assert "Subject: [FIRING]" in m["data"] and "availability" in m["data"], m["data"]
+        d = api(s, "/api/v1/alerts/deliveries")["deliveries"]
+        assert d and d[0]["result"] == "sent", d
+    finally:
+        smtp.close()
+
+
+def test_a_rotated_webhook_secret_is_used_after_a_reload(env, tmp_path, hooks):
+    s, _ = alerting_surety(env, tmp_path, hooks)
+    traffic(s, ok=95, errors=5)
+    assert hooks.wait(1, 10)
+    assert signature_ok(*hooks.posts[0])
+    (tmp_path / "hook.secret").write_text("rotated-key\n")  # same file, new content
+    n = len(hooks.posts)
+    s.admin_post("/api/v1/reload")
+    wait_until(lambda: api(s, "/api/v1/reload")["generation"] >= 1, 5, "reload")
+    # a new notifier: the alert still firing is sent again, with the new key
+    assert hooks.wait(n + 1, 10), "nothing sent after the secret changed"
+    h, b = hooks.posts[n]
+    assert signature_ok(h, b, secret=b"rotated-key") and not signature_ok(h, b)
