@@ -45,20 +45,41 @@ def objective(s, name):
     return [o for o in api(s, "/api/v1/objectives")["objectives"] if o["name"] == name][0]
 
 
-class Hooks:
+class Recorder:
+    """What a test receiver got, and a wait for the next ones."""
+
+    def __init__(self):
+        self.items = []
+        self.cond = threading.Condition()
+
+    def record(self, item):
+        with self.cond:
+            self.items.append(item)
+            self.cond.notify_all()
+
+    def wait(self, n, timeout):
+        with self.cond:
+            deadline = time.monotonic() + timeout
+            while len(self.items) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(left)
+        return True
+
+
+class Hooks(Recorder):
     """A webhook receiver: records every POST (headers, body) it gets."""
 
     def __init__(self):
-        self.posts = []
-        self.cond = threading.Condition()
+        super().__init__()
+        self.posts = self.items
         outer = self
 
         class H(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with outer.cond:
-                    outer.posts.append((dict(self.headers), body))
-                    outer.cond.notify_all()
+                outer.record((dict(self.headers), body))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -69,16 +90,6 @@ class Hooks:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.url = "http://127.0.0.1:%d/hook" % self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait(self, n, timeout):
-        with self.cond:
-            deadline = time.monotonic() + timeout
-            while len(self.posts) < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.cond.wait(left)
-        return True
 
     def close(self):
         self.server.shutdown()
@@ -316,13 +327,13 @@ def test_reloads_keep_each_objective_history_and_take_new_ones(env, tmp_path, ho
     assert [x["name"] for x in api(s, "/api/v1/objectives")["objectives"]] == ["availability"]
 
 
-class Smtp:
+class Smtp(Recorder):
     """A minimal SMTP receiver (enough for libcurl): records each message."""
 
     def __init__(self):
         import socketserver
-        self.messages = []
-        self.cond = threading.Condition()
+        super().__init__()
+        self.messages = self.items
         outer = self
 
         class H(socketserver.StreamRequestHandler):
@@ -352,9 +363,7 @@ class Smtp:
                             if not l or l in (b".\r\n", b".\n"):
                                 break
                             data.append(l)
-                        with outer.cond:
-                            outer.messages.append(dict(env, data=b"".join(data).decode()))
-                            outer.cond.notify_all()
+                        outer.record(dict(env, data=b"".join(data).decode()))
                         w.write(b"250 queued\r\n")
                     elif up == "QUIT":
                         w.write(b"221 bye\r\n")
@@ -369,16 +378,6 @@ class Smtp:
         self.server = S(("127.0.0.1", 0), H)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait(self, n, timeout):
-        with self.cond:
-            deadline = time.monotonic() + timeout
-            while len(self.messages) < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.cond.wait(left)
-        return True
 
     def close(self):
         self.server.shutdown()
