@@ -347,7 +347,7 @@ int control_admin_tls_new(const conf_t *conf, tls_server_t **ret, FILE *errs)
     *ret = NULL;
     if (!conf->admin_enabled || !conf->admin_tls.enabled)
         return 0;
-    tls_cert_files_t files = {conf->admin_tls.cert, conf->admin_tls.key};
+    tls_cert_files_t files = {.cert = conf->admin_tls.cert, .key = conf->admin_tls.key};
     tls_server_conf_t tc = {
         .certs = &files,
         .ncerts = 1,

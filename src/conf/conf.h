@@ -212,6 +212,7 @@ typedef struct {
 typedef struct {
     char *cert;
     char *key;
+    char *ocsp; /* DER OCSP response to staple; NULL: none */
 } conf_cert_t;
 
 typedef enum {
@@ -223,6 +224,7 @@ typedef enum {
 typedef struct {
     bool enabled;            /* tls: written */
     char *cert, *key;        /* tls.cert / tls.key: the default certificate */
+    char *ocsp;              /* tls.ocsp: its OCSP response to staple; NULL: none */
     conf_cert_t *certs;      /* tls.certificates: more, chosen by SNI */
     size_t ncerts;
     conf_tls_profile_t profile;

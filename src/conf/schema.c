@@ -169,6 +169,10 @@ static const conf_key_t cert_keys[] = {
      .help = "PEM file with the certificate, then its intermediates (leaf first)."},
     {.name = "key", .type = CONF_T_STRING, .flags = CONF_F_REQUIRED, FIELD(conf_cert_t, key),
      .doc_example = "etc/tls/api.key", .help = "PEM file with its private key (not encrypted)."},
+    {.name = "ocsp", .type = CONF_T_STRING, FIELD(conf_cert_t, ocsp),
+     .doc_example = "etc/tls/api.ocsp",
+     .help = "DER file with a current OCSP response for this certificate, stapled to the "
+             "handshake of clients that ask (as `ocsp` of the default certificate)."},
     {0},
 };
 
@@ -180,6 +184,14 @@ static const conf_key_t listener_tls_keys[] = {
     {.name = "key", .type = CONF_T_STRING, .flags = CONF_F_REQUIRED,
      FIELD(conf_listener_t, tls.key), .doc_example = "etc/tls/site.key",
      .help = "PEM file with the default certificate's private key (not encrypted)."},
+    {.name = "ocsp", .type = CONF_T_STRING, FIELD(conf_listener_t, tls.ocsp),
+     .doc_example = "etc/tls/site.ocsp",
+     .help = "DER file with a current OCSP response for the default certificate (what "
+             "`openssl ocsp -issuer CHAIN -cert CERT -url URL -respout FILE` writes), stapled "
+             "to the handshake of clients that ask, so they need not ask the CA. Surety checks "
+             "it at start and reload (it must be about this certificate, `good`, signed for "
+             "its issuer and not past nextUpdate) and warns a day before it expires: refresh "
+             "it (cron) and reload. The issuer must follow the leaf in `cert`."},
     {.name = "certificates", .type = CONF_T_LIST, .max = "255", .sub = cert_keys,
      .noun = "certificate", ARRAY(conf_listener_t, tls.certs, tls.ncerts, conf_cert_t),
      .help = "More certificates, chosen by the name the client asks for (SNI) among the DNS "

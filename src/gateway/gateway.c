@@ -130,9 +130,10 @@ static tls_server_t *tls_listener(const conf_listener_t *lc, FILE *errs)
         [10] = TLS1_VERSION, [11] = TLS1_1_VERSION, [12] = TLS1_2_VERSION, [13] = TLS1_3_VERSION};
     const conf_tls_t *t = &lc->tls;
     tls_cert_files_t files[1 + t->ncerts];
-    files[0] = (tls_cert_files_t){t->cert, t->key};
+    files[0] = (tls_cert_files_t){t->cert, t->key, t->ocsp};
     for (size_t i = 0; i < t->ncerts; i++)
-        files[1 + i] = (tls_cert_files_t){t->certs[i].cert, t->certs[i].key};
+        files[1 + i] =
+            (tls_cert_files_t){t->certs[i].cert, t->certs[i].key, t->certs[i].ocsp};
     tls_server_conf_t c = {
         .certs = files,
         .ncerts = 1 + t->ncerts,
@@ -315,8 +316,8 @@ gateway_t *gateway_new(conf_t *conf, FILE *errs)
         return NULL;
     }
     g->cur = gen_new(g->shield, conf, NULL, errs);
-    g->retired = stats_new(conf);
-    if (!g->cur || !g->retired) {
+    /* retired is freed with cur's conf: none without a cur */
+    if (!g->cur || !(g->retired = stats_new(conf))) {
         gateway_free(g);
         return NULL;
     }

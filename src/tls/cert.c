@@ -415,6 +415,8 @@ int tls_cert_load(tls_cert_t *c, const tls_cert_files_t *f, tls_cert_use_t use, 
         r = collect_names(c, f->cert, warn, warn_arg);
     if (r == 0 && !(c->file = strdup(f->cert)))
         r = -ENOMEM;
+    if (r == 0 && f->ocsp)
+        r = tls_ocsp_load(c, f->ocsp, now_s, warn, warn_arg, err, errlen);
     if (r == -ENOMEM)
         tls_err(err, errlen, "%s: out of memory", f->cert);
     if (r < 0)
@@ -428,6 +430,7 @@ void tls_cert_deinit(tls_cert_t *c)
         return;
     X509_free(c->leaf);
     sk_X509_pop_free(c->chain, X509_free);
+    free(c->ocsp_der);
     EVP_PKEY_free(c->key);
     for (size_t i = 0; i < c->nnames; i++)
         free(c->names[i]);

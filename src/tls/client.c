@@ -65,7 +65,7 @@ static int client_verify(SSL_CTX *ctx, const tls_client_conf_t *c, char *err, si
 
 static int client_cert(SSL_CTX *ctx, const tls_client_conf_t *c, char *err, size_t errlen)
 {
-    tls_cert_files_t f = {c->cert, c->key};
+    tls_cert_files_t f = {.cert = c->cert, .key = c->key};
     tls_cert_t cert;
     int64_t now_s = (int64_t)(tls_now_ms(NULL) / 1000);
     int r = tls_cert_load(&cert, &f, TLS_CERT_CLIENT, now_s, c->warn, c->warn_arg, err, errlen);

@@ -401,6 +401,25 @@ static int require_client_cert(SSL_CTX *ctx, const char *file, char *err, size_t
     return 0;
 }
 
+/* SSL_CTX_set_tlsext_status_cb, server side: staples the response of the
+ * certificate this connection was given, when the client asked. */
+static int ocsp_status_cb(SSL *ssl, void *arg)
+{
+    tls_server_t *s = arg;
+    X509 *leaf = SSL_get_certificate(ssl);
+    for (size_t i = 0; leaf && i < s->ncerts; i++) {
+        if (s->certs[i].leaf != leaf || !s->certs[i].ocsp_der)
+            continue;
+        unsigned char *copy = OPENSSL_memdup(s->certs[i].ocsp_der, s->certs[i].ocsp_len);
+        if (!copy || SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)s->certs[i].ocsp_len) != 1) {
+            OPENSSL_free(copy);
+            return SSL_TLSEXT_ERR_NOACK;
+        }
+        return SSL_TLSEXT_ERR_OK; /* OpenSSL frees copy with the connection */
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
 static SSL_CTX *server_ctx_new(tls_server_t *s, const tls_group_t *g, tls_profile_t profile,
                                int min_version, bool legacy, const char *client_ca, char *err,
                                size_t errlen)
@@ -442,6 +461,8 @@ static SSL_CTX *server_ctx_new(tls_server_t *s, const tls_group_t *g, tls_profil
     }
     if (client_ca && require_client_cert(ctx, client_ca, err, errlen) < 0)
         goto fail;
+    SSL_CTX_set_tlsext_status_cb(ctx, ocsp_status_cb);
+    SSL_CTX_set_tlsext_status_arg(ctx, s);
     return ctx;
 fail:
     SSL_CTX_free(ctx);

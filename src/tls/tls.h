@@ -53,6 +53,7 @@ typedef enum {
 typedef struct {
     const char *cert;
     const char *key;
+    const char *ocsp; /* DER OCSP response to staple (server certificates); NULL: none */
 } tls_cert_files_t;
 
 /* Receives one warning, formatted like an error ("FILE: problem"); msg lives

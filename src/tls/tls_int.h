@@ -26,6 +26,9 @@ typedef struct {
     size_t nnames;
     int64_t not_after_s;
     char *file; /* copy of the certificate file name */
+    unsigned char *ocsp_der; /* the OCSP response to staple (ocsp.c); NULL: none */
+    size_t ocsp_len;
+    int64_t ocsp_next_update_s;
 } tls_cert_t;
 
 /* Which extended key usage the chain is checked for. */
@@ -78,6 +81,14 @@ int tls_ctx_protocols(SSL_CTX *ctx, tls_profile_t profile, int min_version, bool
 
 /* The wall clock in ms: clock_ms() or CLOCK_REALTIME. */
 uint64_t tls_now_ms(uint64_t (*clock_ms)(void));
+
+/* ---- ocsp.c ---- */
+
+/* Reads file (DER) into c->ocsp_der after checking that it is a good,
+ * current, verified response about c's leaf. 0, or -errno with "FILE:
+ * problem" in err; a response expiring within a day warns. */
+int tls_ocsp_load(tls_cert_t *c, const char *file, int64_t now_s, tls_warn_cb warn, void *warn_arg,
+                  char *err, size_t errlen);
 
 /* "prefix: the reason of the oldest OpenSSL error" into err, and clears the
  * thread's error queue so that it cannot confuse a later SSL_get_error. */

@@ -274,3 +274,49 @@ def test_large_bodies_cross_tls_whole_in_both_directions(env, pki, tmp_path):
     p = run("curl", "-s", "-w", " %{http_code}", *common, "--data-binary", "@" + str(up),
             url + "/upload", timeout=60)
     assert p.stdout.endswith(" 200") and '"bytes": 1048576' in p.stdout, p.stdout
+
+
+def ocsp_response(pki, crt, out, status="V"):
+    """A DER OCSP response for the leaf of crt, signed by pki's CA (openssl
+    ocsp as a one-shot responder over an index file)."""
+    serial = run("openssl", "x509", "-in", crt, "-noout", "-serial").stdout.split("=")[1].strip()
+    end = run("openssl", "x509", "-in", crt, "-noout", "-enddate").stdout.split("=")[1].strip()
+    exp = time.strftime("%y%m%d%H%M%SZ", time.strptime(end, "%b %d %H:%M:%S %Y %Z"))
+    index = pki.d / ("index-%s.txt" % serial)
+    revoked = "261101000000Z" if status == "R" else ""
+    index.write_text("%s\t%s\t%s\t%s\tunknown\t/CN=x\n" % (status, exp, revoked, serial))
+    p = run("openssl", "ocsp", "-index", str(index), "-rsigner", pki.ca_crt, "-rkey",
+            str(pki.d / "ca.key"), "-CA", pki.ca_crt, "-issuer", pki.ca_crt, "-cert", crt,
+            "-respout", str(out), "-ndays", "2")
+    assert p.returncode == 0 and out.exists(), p.stderr
+    return str(out)
+
+
+def test_ocsp_response_is_stapled_for_clients_that_ask(env, pki, tmp_path):
+    b = env.backend()
+    cert, key = pki.leaf("stapled", ["www.example.com"])
+    resp = ocsp_response(pki, cert, tmp_path / "stapled.ocsp")
+    s = tls_surety(env, pki, [b], tls={"cert": cert, "key": key, "ocsp": resp})
+    def status(*args):
+        return run("openssl", "s_client", "-connect", "127.0.0.1:%d" % s.port(),
+                   "-servername", "www.example.com", *args, input="Q\n").stdout
+    out = status("-status")
+    assert "OCSP Response Status: successful" in out, out[-2000:]
+    assert "Cert Status: good" in out
+    # a client that does not ask gets none
+    assert "OCSP Response Status" not in status()
+
+
+def test_check_refuses_an_ocsp_response_for_another_or_a_revoked_certificate(pki, tmp_path):
+    cert, key = pki.leaf("site", ["www.example.com"])
+    other, _ = pki.leaf("other", ["other.example.com"])
+    for resp, why in ((ocsp_response(pki, other, tmp_path / "other.ocsp"), "is not about"),
+                      (ocsp_response(pki, cert, tmp_path / "revoked.ocsp", status="R"),
+                       "is revoked")):
+        cfg = harness.simple_config(["127.0.0.1:9"], listener={
+            "listen": "127.0.0.1:%d" % harness.free_port(),
+            "tls": {"cert": cert, "key": key, "ocsp": resp}})
+        path = tmp_path / "surety.yaml"
+        path.write_text(harness.render(cfg))
+        p = run(harness.surety_binary(), "check", "-c", str(path))
+        assert p.returncode != 0 and why in p.stderr and resp in p.stderr, p.stderr

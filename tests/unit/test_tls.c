@@ -218,7 +218,7 @@ typedef struct {
 static tls_server_t *server_ex(const pair_t *p, size_t n, tls_profile_t profile, int min_version,
                                bool legacy, char *err)
 {
-    tls_cert_files_t certs[8];
+    tls_cert_files_t certs[8] = {0};
     assert_true(n <= 8);
     for (size_t i = 0; i < n; i++) {
         certs[i].cert = path(p[i].cert);
@@ -362,7 +362,7 @@ static int check(const char *cert, const char *key, char *err)
     char c[256], k[256];
     snprintf(c, sizeof(c), "%s", path(cert));
     snprintf(k, sizeof(k), "%s", path(key));
-    tls_cert_files_t f = {c, k};
+    tls_cert_files_t f = {.cert = c, .key = k};
     err[0] = '\0';
     return tls_cert_check(&f, 0, collect_warning, NULL, NULL, err, 512);
 }
