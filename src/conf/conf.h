@@ -247,6 +247,7 @@ typedef struct {
     size_t shield;              /* shield: index into conf_t.shields; SIZE_MAX none */
     conf_tls_t tls;
     unsigned redirect_https;    /* redirect_https: port to send clients to over HTTPS; 0 off */
+    bool security_headers;      /* security_headers: add nosniff, SAMEORIGIN, Referrer-Policy */
     conf_route_t *routes;
     size_t nroutes; /* >= 1 */
 } conf_listener_t;

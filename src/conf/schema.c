@@ -244,6 +244,12 @@ static const conf_key_t listener_keys[] = {
      .help = "Answer every request with `308 Permanent Redirect` to the same host and path "
              "over HTTPS on this port (the usual plain-HTTP listener on port 80 beside a TLS "
              "one); 0: off."},
+    {.name = "security_headers", .type = CONF_T_BOOL, .def = "false",
+     FIELD(conf_listener_t, security_headers),
+     .help = "Add `X-Content-Type-Options: nosniff`, `X-Frame-Options: SAMEORIGIN` and "
+             "`Referrer-Policy: strict-origin-when-cross-origin` to responses that lack them "
+             "(a server's own value is kept). Off by default: an application that is framed "
+             "by other sites on purpose would break."},
     {.name = "shield", .type = CONF_T_REF, .ref = "shield", FIELD(conf_listener_t, shield),
      .doc_example = "default",
      .help = "The security policy (a key of `shield`) applied to this listener's connections "

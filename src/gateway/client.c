@@ -1113,7 +1113,7 @@ static int on_response_head(client_t *c, http_response_t *res)
     str_t reqid = str_from(c->tx.request_id, c->tx.request_id_len);
     if (res->status < 200 && res->status != 101) {
         c->tx.got_1xx = true;
-        if (c->tx.minor == 1 && head_write_response(&c->out, res, 1, true, STR_NULL, STR_NULL) < 0)
+        if (c->tx.minor == 1 && head_write_response(&c->out, res, 1, true, STR_NULL, NULL) < 0)
             return tx_fail(c, 502);
         buf_consume(&u->in, res->head_len);
         c->tx.resp_parsed_len = 0;
@@ -1153,7 +1153,7 @@ static int on_response_head(client_t *c, http_response_t *res)
         c->tx.req_head_sent = 0;
     }
     if (head_write_response(&c->out, res, c->tx.minor, c->keep_alive, reqid,
-                            str_from(c->l->hsts, c->l->hsts_len)) < 0)
+                            &c->l->added) < 0)
         return tx_fail(c, 502);
     c->tx.status = res->status;
     c->tx.response_started = true;

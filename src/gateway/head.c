@@ -177,10 +177,10 @@ int head_write_request(buf_t *out, const http_request_t *req, const head_request
 }
 
 int head_write_response(buf_t *out, const http_response_t *res, int client_minor, bool keep_alive,
-                        str_t request_id, str_t hsts)
+                        str_t request_id, const head_added_t *added)
 {
-    static const str_t H_HSTS = STR_LIT("Strict-Transport-Security");
-    bool has_hsts = false;
+    bool has[HEAD_ADDED_MAX] = {false};
+    unsigned nadded = added ? added->n : 0;
     /* by hand: this runs for every response, printf is measurable here */
     char line[13] = "HTTP/1.1 000 ";
     line[9] = (char)('0' + res->status / 100 % 10);
@@ -197,7 +197,8 @@ int head_write_response(buf_t *out, const http_response_t *res, int client_minor
         if (is_hop(&conn, f->name))
             continue;
         has_reqid |= str_case_eq(f->name, H_REQID);
-        has_hsts |= str_case_eq(f->name, H_HSTS);
+        for (unsigned k = 0; k < nadded; k++)
+            has[k] |= str_case_eq(f->name, added->name[k]);
         if (append_field(out, f->name, f->value) < 0)
             return -ENOSPC;
     }
@@ -216,8 +217,9 @@ int head_write_response(buf_t *out, const http_response_t *res, int client_minor
     }
     if (!has_reqid && request_id.len && append_field(out, H_REQID, request_id) < 0)
         return -ENOSPC;
-    if (!has_hsts && hsts.len && append_field(out, H_HSTS, hsts) < 0)
-        return -ENOSPC;
+    for (unsigned k = 0; k < nadded; k++)
+        if (!has[k] && append_field(out, added->name[k], added->value[k]) < 0)
+            return -ENOSPC;
     APPEND_LIT("\r\n");
     return 0;
 }

@@ -24,12 +24,20 @@ typedef struct {
  * re-added when the message needs them. */
 int head_write_request(buf_t *out, const http_request_t *req, const head_request_ctx_t *ctx);
 
+/* Fields a listener adds to responses that lack them (HSTS, the security
+ * headers): at most HEAD_ADDED_MAX, views into the listener's storage. */
+#define HEAD_ADDED_MAX 4
+typedef struct {
+    str_t name[HEAD_ADDED_MAX], value[HEAD_ADDED_MAX];
+    unsigned n;
+} head_added_t;
+
 /* The response head for the client, always HTTP/1.1; Connection: close when
  * the client connection ends after it (keep_alive false), keep-alive for a
  * 1.0 client that keeps it; X-Request-Id added when the server did not, and
- * Strict-Transport-Security: hsts (when not empty) likewise. */
+ * each field of added (may be NULL) likewise. */
 int head_write_response(buf_t *out, const http_response_t *res, int client_minor, bool keep_alive,
-                        str_t request_id, str_t hsts);
+                        str_t request_id, const head_added_t *added);
 
 /* A complete answer made by the proxy (errors): status line, a short text
  * body (omitted for HEAD), Connection: close. extra: more header lines,

@@ -327,6 +327,28 @@ static int setup_shield(worker_t *w, listener_t *l, const conf_listener_t *lc, s
     return 0;
 }
 
+/* The fields l adds to responses that lack them: HSTS (TLS listeners with
+ * tls.hsts) and, with security_headers, the three that stop MIME sniffing,
+ * framing by other sites and full-URL referrers. */
+static void added_init(listener_t *l, const conf_listener_t *lc)
+{
+    head_added_t *a = &l->added;
+    if (l->tls && lc->tls.hsts_ms) {
+        int n = snprintf(l->hsts, sizeof(l->hsts), "max-age=%llu",
+                         (unsigned long long)(lc->tls.hsts_ms / 1000));
+        a->name[a->n] = STR_LIT("Strict-Transport-Security");
+        a->value[a->n++] = str_from(l->hsts, (size_t)n);
+    }
+    if (!lc->security_headers)
+        return;
+    a->name[a->n] = STR_LIT("X-Content-Type-Options");
+    a->value[a->n++] = STR_LIT("nosniff");
+    a->name[a->n] = STR_LIT("X-Frame-Options");
+    a->value[a->n++] = STR_LIT("SAMEORIGIN");
+    a->name[a->n] = STR_LIT("Referrer-Policy");
+    a->value[a->n++] = STR_LIT("strict-origin-when-cross-origin");
+}
+
 worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_log_t *alog,
                      state_t *state, shield_t *shield, const shield_gen_t *sg,
                      tls_server_t *const *tls, SSL_CTX *const *pool_tls)
@@ -372,9 +394,7 @@ worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_lo
         l->index = i;
         l->io.fd = listen_fds[i];
         l->tls = tls ? tls[i] : NULL;
-        if (l->tls && lc->tls.hsts_ms)
-            l->hsts_len = (uint8_t)snprintf(l->hsts, sizeof(l->hsts), "max-age=%llu",
-                                            (unsigned long long)(lc->tls.hsts_ms / 1000));
+        added_init(l, lc);
         l->limits.max_request_line = lc->max_uri;
         l->limits.max_header_bytes = lc->max_header_bytes;
         l->limits.max_headers = lc->max_headers < GW_MAX_FIELDS ? lc->max_headers : GW_MAX_FIELDS;

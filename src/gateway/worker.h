@@ -15,6 +15,7 @@
 #include "core/sock.h"
 #include "gateway/access_log.h"
 #include "gateway/balance.h"
+#include "gateway/head.h"
 #include "gateway/state.h"
 #include "gateway/stats.h"
 #include "http/http.h"
@@ -41,8 +42,8 @@ typedef struct {
     const shield_policy_t *policy;         /* the listener's shield; NULL none */
     const shield_policy_t **route_policy;  /* [route]: the route's, else the listener's */
     tls_server_t *tls;                     /* TLS termination; NULL: plain HTTP */
-    char hsts[48];                         /* "max-age=N" for tls.hsts; empty: none */
-    uint8_t hsts_len;
+    char hsts[48];                         /* "max-age=N" for tls.hsts */
+    head_added_t added;                    /* HSTS, security_headers: added when missing */
 } listener_t;
 
 /* One server of one pool, as this worker sees it. */

@@ -142,3 +142,24 @@ def test_end_to_end_headers_keep_order_duplicates_and_values(env):
     assert req.header("Cookie") == "a=1"
     assert req.header("Authorization") == "Basic dXNlcjpwYXNz"
     assert req.header("X-Spaces") == "a  b\tc"
+
+
+def test_security_headers_are_added_when_the_server_sets_none(env):
+    def h(req, conn):
+        hs = [("X-Frame-Options", "DENY")] if req.path == "/own" else []
+        conn.respond(200, b"ok\n", headers=hs)
+
+    b = env.backend(handler=h)
+    s = env.surety(harness.simple_config([b], listener={"security_headers": True}))
+    c = harness.RawClient(s.port(), timeout=10)
+    r = c.request("GET", "/", host="svc")
+    assert r.headers.get("x-content-type-options") == "nosniff"
+    assert r.headers.get("x-frame-options") == "SAMEORIGIN"
+    assert r.headers.get("referrer-policy") == "strict-origin-when-cross-origin"
+    r = c.request("GET", "/own", host="svc")
+    assert r.headers.get("x-frame-options") == "DENY"  # the server's own value stays
+    c.close()
+    plain = env.surety(harness.simple_config([b]))
+    c = harness.RawClient(plain.port(), timeout=10)
+    assert c.request("GET", "/", host="svc").headers.get("x-frame-options") is None
+    c.close()

@@ -123,17 +123,20 @@ static void test_response_rewrite(void **state)
         http_parse_response(&res, raw, strlen(raw), &lim, false, fields, 64, &why), 0);
     buf_t out;
     buf_init(&out, 4096);
-    assert_int_equal(head_write_response(&out, &res, 1, false, STR_LIT("r"), STR_NULL), 0);
+    assert_int_equal(head_write_response(&out, &res, 1, false, STR_LIT("r"), NULL), 0);
     assert_int_equal(buf_append(&out, "", 1), 0);
     assert_string_equal(buf_rptr(&out), "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nServer: x\r\n"
                                         "Connection: close\r\nX-Request-Id: r\r\n\r\n");
     buf_consume(&out, buf_len(&out));
-    assert_int_equal(head_write_response(&out, &res, 0, true, STR_NULL, STR_NULL), 0);
+    assert_int_equal(head_write_response(&out, &res, 0, true, STR_NULL, NULL), 0);
     assert_int_equal(buf_append(&out, "", 1), 0);
     assert_non_null(strstr(buf_rptr(&out), "Connection: keep-alive\r\n"));
     /* HSTS is added when the server did not send its own */
     buf_consume(&out, buf_len(&out));
-    assert_int_equal(head_write_response(&out, &res, 1, true, STR_NULL, STR_LIT("max-age=60")), 0);
+    head_added_t hsts = {.name = {STR_LIT("Strict-Transport-Security")},
+                         .value = {STR_LIT("max-age=60")},
+                         .n = 1};
+    assert_int_equal(head_write_response(&out, &res, 1, true, STR_NULL, &hsts), 0);
     assert_int_equal(buf_append(&out, "", 1), 0);
     assert_non_null(strstr(buf_rptr(&out), "Strict-Transport-Security: max-age=60\r\n"));
     buf_deinit(&out);
