@@ -60,6 +60,7 @@ typedef struct {
     size_t request_len, sent;
     buf_t in; /* the response; storage only while a check runs */
     uint64_t ok, fail, ups, downs;
+    uint64_t tls_fail; /* checks that failed in the TLS handshake */
 } health_check_t;
 
 struct health {
@@ -276,6 +277,7 @@ static int tls_step(health_check_t *c)
         return r;
     char why[320];
     tls_io_failure(&c->tls, why, sizeof(why));
+    c->tls_fail++;
     check_fail(c, 0, "TLS: %s", why);
     return -EPROTO;
 }
@@ -484,6 +486,16 @@ void health_metrics_write(health_t *h, prom_t *p)
                      PROM_LABELS({"pool", pool}, {"server", srv}, {"result", "ok"}), c->ok);
         prom_counter(p, "surety_health_checks_total",
                      PROM_LABELS({"pool", pool}, {"server", srv}, {"result", "fail"}), c->fail);
+    }
+    prom_family(p, "surety_health_tls_failures_total", PROM_COUNTER,
+                "Health checks of pools with tls that failed in the TLS handshake (a "
+                "certificate the pool's settings refuse, among others).");
+    for (size_t i = 0; i < h->nchecks; i++) {
+        const health_check_t *c = &h->checks[i];
+        if (c->tls_ctx)
+            prom_counter(p, "surety_health_tls_failures_total",
+                         PROM_LABELS({"pool", c->pool->name}, {"server", c->server->address}),
+                         c->tls_fail);
     }
     prom_family(p, "surety_server_up", PROM_GAUGE,
                 "1 while the server's health is up (always, without active checks), else 0.");

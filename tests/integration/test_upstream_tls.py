@@ -134,6 +134,8 @@ def test_health_checks_go_through_the_pool_tls(env, pki, tmp_path):
     m = s.metrics()
     assert m.get("surety_server_up", pool="site", server=good.address) == 1
     assert m.get("surety_server_up", pool="site", server=bad.address) == 0
+    assert m.get("surety_health_tls_failures_total", pool="site", server=bad.address) >= 1
+    assert m.get("surety_health_tls_failures_total", pool="site", server=good.address) == 0
     srv = [x for x in s.pools()["site"]["servers"] if x["address"] == bad.address][0]
     assert "certificate verify failed" in srv["last_check"]["error"], srv
     assert all(get(s)[0] == 200 for _ in range(6))
