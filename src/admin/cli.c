@@ -24,6 +24,7 @@
 
 #include "core/buf.h"
 #include "http/http.h"
+#include "tls/tls.h"
 
 #define CLI_MAX_RESPONSE (16u << 20)
 #define CLI_TIMEOUT_MS 5000
@@ -50,9 +51,12 @@ static int connect_blocking(const sock_addr_t *addr)
     return fd;
 }
 
-static void tls_refused(const conf_t *conf, FILE *errs)
+/* e: the OpenSSL error that ended the session (0: none known, then the
+ * thread's queue is asked). */
+static void tls_refused(const conf_t *conf, unsigned long e, FILE *errs)
 {
-    unsigned long e = ERR_peek_last_error();
+    if (!e)
+        e = ERR_peek_last_error();
     char text[256] = "refused";
     if (e)
         ERR_error_string_n(e, text, sizeof(text));
@@ -104,7 +108,7 @@ static SSL *tls_open(const conf_t *conf, int fd, FILE *errs)
             fprintf(errs, "admin: TLS: the admin listener's certificate is not %s: %s\n",
                     conf->admin_tls.cert, X509_verify_cert_error_string(v));
         else
-            tls_refused(conf, errs);
+            tls_refused(conf, 0, errs);
         SSL_free(ssl);
         ssl = NULL;
     }
@@ -114,47 +118,48 @@ out:
     return ssl;
 }
 
-static ssize_t io_write(int fd, SSL *ssl, const char *p, size_t n)
+/* Blocking I/O through the stream layer every connection uses: the socket
+ * is always "ready" (it blocks instead), so the flags are set before each
+ * call; a timeout shows as nothing read or sent. */
+static int send_all(int fd, tls_conn_t *t, const char *p, size_t n)
 {
-    if (ssl) {
-        size_t w = 0;
-        return SSL_write_ex(ssl, p, n, &w) == 1 ? (ssize_t)w : -EIO;
+    for (size_t off = 0; off < n;) {
+        loop_ready_t r = {true, true, false};
+        size_t sent = 0;
+        int e = tls_stream_send(fd, t, &r, p + off, n - off, NULL, 0, &sent);
+        if (e < 0)
+            return e == -EAGAIN ? -ETIMEDOUT : e;
+        off += sent;
     }
-    ssize_t w = write(fd, p, n);
-    return w < 0 ? -errno : w;
+    return 0;
 }
 
-/* Into b: >0, 0 at the end, -errno. */
-static ssize_t io_read(int fd, SSL *ssl, buf_t *b)
+/* Everything until the end of the stream into b: 0, -ETIMEDOUT, -errno. */
+static int read_all(int fd, tls_conn_t *t, buf_t *b)
 {
-    if (!ssl)
-        return buf_read_fd(b, fd);
-    if (buf_alloc(b) < 0)
-        return -ENOMEM;
-    if (buf_room(b) == 0)
-        buf_compact(b);
-    if (buf_room(b) == 0)
-        return -ENOSPC;
-    size_t n = 0;
-    int r = SSL_read_ex(ssl, b->data + b->tail, buf_room(b), &n);
-    if (r == 1) {
-        b->tail += n;
-        return (ssize_t)n;
+    for (;;) {
+        loop_ready_t r = {true, true, false};
+        bool eof = false;
+        int err = 0;
+        if (!tls_stream_read(fd, t, b, &r, &eof, &err))
+            return buf_free_space(b) ? -ETIMEDOUT : -ENOSPC;
+        if (err)
+            return err;
+        if (eof)
+            return 0;
     }
-    /* close_notify is the end; a timeout or a broken record is not */
-    return SSL_get_error(ssl, r) == SSL_ERROR_ZERO_RETURN ? 0 : -EIO;
 }
 
 int admin_cli_request(const conf_t *conf, const char *method, const char *path, FILE *out)
 {
     buf_t b;
     buf_init(&b, CLI_MAX_RESPONSE);
-    SSL *ssl = NULL;
+    tls_conn_t tls = {0};
     int rc;
     int fd = connect_blocking(&conf->admin_addr);
     if (fd < 0)
         return fd;
-    if (conf->admin_tls.enabled && !(ssl = tls_open(conf, fd, stderr))) {
+    if (conf->admin_tls.enabled && !(tls.ssl = tls_open(conf, fd, stderr))) {
         rc = -EPROTO;
         goto out;
     }
@@ -166,29 +171,15 @@ int admin_cli_request(const conf_t *conf, const char *method, const char *path, 
         rc = -EINVAL;
         goto out;
     }
-    for (int off = 0; off < n;) {
-        ssize_t w = io_write(fd, ssl, req + off, (size_t)(n - off));
-        if (w < 0) {
-            rc = (int)w;
-            goto out;
-        }
-        off += (int)w;
-    }
-    for (;;) { /* Connection: close: the body ends with the stream */
-        ssize_t r = io_read(fd, ssl, &b);
-        if (r == 0)
-            break;
-        if (r == -EIO && ssl) {
+    /* Connection: close: the body ends with the stream */
+    if ((rc = send_all(fd, &tls, req, (size_t)n)) < 0 || (rc = read_all(fd, &tls, &b)) < 0) {
+        if (tls.ssl && tls.dead) {
             /* TLS 1.3 checks the client's certificate after the handshake
              * "succeeded" here: a refusal arrives as an alert on the read */
-            tls_refused(conf, stderr);
+            tls_refused(conf, tls.error, stderr);
             rc = -EPROTO;
-            goto out;
         }
-        if (r < 0) {
-            rc = r == -EAGAIN ? -ETIMEDOUT : (int)r;
-            goto out;
-        }
+        goto out;
     }
     http_field_t fields[64];
     http_response_t res;
@@ -202,9 +193,9 @@ int admin_cli_request(const conf_t *conf, const char *method, const char *path, 
         fwrite(buf_rptr(&b) + res.head_len, 1, buf_len(&b) - res.head_len, out);
     rc = res.status;
 out:
-    if (ssl) {
-        SSL_shutdown(ssl);
-        SSL_free(ssl);
+    if (tls.ssl) {
+        tls_io_close_notify(&tls);
+        tls_conn_free(&tls);
     }
     close(fd);
     buf_deinit(&b);

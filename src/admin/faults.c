@@ -48,29 +48,47 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The median latency estimate of the pool's usable servers other than
- * skip; 0 when there is none. */
-static uint64_t median_others(const pool_state_t *ps, size_t skip, uint64_t now, uint64_t *scratch)
+/* The k-th of sorted[0, n) with one instance of sorted[skip] left out
+ * (skip == n: none). */
+static uint64_t kth_without(const uint64_t *sorted, size_t n, size_t skip, size_t k)
 {
-    size_t n = 0;
-    for (size_t s = 0; s < ps->nservers; s++)
-        if (s != skip && state_server_usable(&ps->servers[s], now) &&
-            __atomic_load_n(&ps->servers[s].ewma_us, __ATOMIC_RELAXED))
-            scratch[n++] = __atomic_load_n(&ps->servers[s].ewma_us, __ATOMIC_RELAXED);
-    if (!n)
+    return sorted[skip < n && k >= skip ? k + 1 : k];
+}
+
+/* The median of sorted[0, n) without the element at skip (n: none); 0 when
+ * nothing is left. */
+static uint64_t median_without(const uint64_t *sorted, size_t n, size_t skip)
+{
+    size_t m = skip < n ? n - 1 : n;
+    if (!m)
         return 0;
-    qsort(scratch, n, sizeof(*scratch), cmp_u64);
-    return n % 2 ? scratch[n / 2] : (scratch[n / 2 - 1] + scratch[n / 2]) / 2;
+    return (kth_without(sorted, n, skip, (m - 1) / 2) + kth_without(sorted, n, skip, m / 2)) / 2;
 }
 
 static void slow_servers(faults_t *f, size_t p, const pool_state_t *ps, uint64_t now,
                          faults_event_cb cb, void *ud)
 {
-    uint64_t scratch[ps->nservers ? ps->nservers : 1];
+    size_t ns = ps->nservers ? ps->nservers : 1;
+    uint64_t lat[ns], sorted[ns];
+    bool counted[ns];
+    size_t n = 0;
+    /* one snapshot of the estimates (the workers keep moving them), sorted
+     * once: each server is compared with the median of the others */
+    for (size_t s = 0; s < ps->nservers; s++) {
+        lat[s] = __atomic_load_n(&ps->servers[s].ewma_us, __ATOMIC_RELAXED);
+        counted[s] = state_server_usable(&ps->servers[s], now) && lat[s];
+        if (counted[s])
+            sorted[n++] = lat[s];
+    }
+    qsort(sorted, n, sizeof(*sorted), cmp_u64);
     for (size_t s = 0; s < ps->nservers; s++) {
         const server_state_t *ss = &ps->servers[s];
-        uint64_t mine = __atomic_load_n(&ss->ewma_us, __ATOMIC_RELAXED);
-        uint64_t med = median_others(ps, s, now, scratch);
+        uint64_t mine = lat[s];
+        size_t at = n;
+        if (counted[s]) /* where mine is in sorted: any equal element will do */
+            for (at = 0; sorted[at] != mine; at++)
+                ;
+        uint64_t med = median_without(sorted, n, at);
         bool usable = state_server_usable(ss, now);
         bool slow = usable && med && mine > FAULT_SLOW_FACTOR * (double)med &&
                     mine - med >= FAULT_SLOW_MIN_US;

@@ -212,6 +212,19 @@ static void tick_cb(loop_t *loop, loop_timer_t *t)
     (void)loop_timer_start(loop, t, w->tick_ms);
 }
 
+/* SURETY_TEST_TICK_MS when it is a whole number of 1 ms to a day, else
+ * the product's tick. */
+static uint64_t test_tick_ms(void)
+{
+    const char *t = getenv("SURETY_TEST_TICK_MS");
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = t && *t ? strtoull(t, &end, 10) : 0;
+    if (errno || !end || *end || v < 1 || v > 86400000ULL)
+        return MONITOR_TICK_MS;
+    return v;
+}
+
 int watch_init(watch_t *w, loop_t *loop, gateway_t *g, conf_t *conf, store_t *store,
                FILE *errs)
 {
@@ -220,8 +233,7 @@ int watch_init(watch_t *w, loop_t *loop, gateway_t *g, conf_t *conf, store_t *st
     w->gateway = g;
     w->conf = conf_ref(conf);
     w->store = store;
-    const char *t = getenv("SURETY_TEST_TICK_MS");
-    w->tick_ms = t && atoi(t) > 0 ? (uint64_t)atoi(t) : MONITOR_TICK_MS;
+    w->tick_ms = test_tick_ms();
     clock_refresh();
     if (conf->nalerts && !(w->notify = notify_build(w, conf, errs)))
         return -EINVAL;

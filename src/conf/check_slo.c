@@ -227,6 +227,15 @@ void conf_parse_slo_source(conf_ctx_t *ctx, const char *path, const conf_key_t *
     conf_ctx_error(ctx, m, "%s: expected %s, got %s", path, k->expect, q);
 }
 
+/* The number written by s[0, n), which the caller checked are digits. */
+static int digits(const char *s, size_t n)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v * 10 + (s[i] - '0');
+    return v;
+}
+
 /* "2026-12-01T02:00:00Z" exactly: RFC 3339 in UTC, whole seconds, into
  * the int64_t at k->off (unix seconds). */
 void conf_parse_timestamp(conf_ctx_t *ctx, const char *path, const conf_key_t *k,
@@ -241,13 +250,12 @@ void conf_parse_timestamp(conf_ctx_t *ctx, const char *path, const conf_key_t *k
     for (size_t i = 0; ok && i < len; i++)
         ok = shape[i] == 'd' ? s[i] >= '0' && s[i] <= '9' : s[i] == shape[i];
     if (ok) {
-        char f[5];
-        memcpy(f, s, 4), f[4] = 0, tm.tm_year = atoi(f) - 1900;
-        memcpy(f, s + 5, 2), f[2] = 0, tm.tm_mon = atoi(f) - 1;
-        memcpy(f, s + 8, 2), tm.tm_mday = atoi(f);
-        memcpy(f, s + 11, 2), tm.tm_hour = atoi(f);
-        memcpy(f, s + 14, 2), tm.tm_min = atoi(f);
-        memcpy(f, s + 17, 2), tm.tm_sec = atoi(f);
+        tm.tm_year = digits(s, 4) - 1900;
+        tm.tm_mon = digits(s + 5, 2) - 1;
+        tm.tm_mday = digits(s + 8, 2);
+        tm.tm_hour = digits(s + 11, 2);
+        tm.tm_min = digits(s + 14, 2);
+        tm.tm_sec = digits(s + 17, 2);
         back = tm;
         time_t t = timegm(&back);
         /* timegm normalises 02-30 into March: a round trip tells. */

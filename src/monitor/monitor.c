@@ -11,7 +11,8 @@
 #include "core/clock.h"
 #include "core/log.h"
 
-static const char *const sev_names[2] = {"page", "ticket"};
+const char *const monitor_sev_names[2] = {"page", "ticket"};
+#define sev_names monitor_sev_names
 
 /* ---- events ---------------------------------------------------------------- */
 

@@ -8,7 +8,7 @@
 
 #include "core/clock.h"
 
-static const char *const sev_names[2] = {"page", "ticket"};
+#define sev_names monitor_sev_names
 
 static const char *kind_name(const conf_objective_t *oc)
 {

@@ -39,6 +39,9 @@ struct monitor {
     uint64_t notify_refused; /* posts the notifier's queue refused */
 };
 
+/* "page", "ticket": the two severities, as alerts and the API name them. */
+extern const char *const monitor_sev_names[2];
+
 const conf_maintenance_t *monitor_maintenance(const monitor_t *m, size_t i, int64_t now);
 
 #endif
