@@ -505,10 +505,10 @@ static void check_threshold(conf_ctx_t *ctx, const conf_objective_t *o, conf_mar
     char allowed[512], t[32], qo[CONF_QUOTE_MAX];
     size_t off = 0;
 
+    if (conf_latency_is_bound(o->threshold_ms))
+        return;
     for (size_t i = 0; i < CONF_LATENCY_NBUCKETS; i++) {
         uint64_t ms = (uint64_t)(conf_latency_bounds[i] * 1000 + 0.5);
-        if (ms == o->threshold_ms)
-            return;
         conf_duration_format(ms, t, sizeof(t));
         off += (size_t)snprintf(allowed + off, sizeof(allowed) - off, "%s%s", i ? ", " : "", t);
     }

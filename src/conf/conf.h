@@ -264,6 +264,8 @@ typedef struct {
  * must be one of them, so its SLI is an exact count of buckets. */
 #define CONF_LATENCY_NBUCKETS 15
 extern const double conf_latency_bounds[CONF_LATENCY_NBUCKETS];
+/* Whether ms is one of conf_latency_bounds, compared in whole milliseconds. */
+bool conf_latency_is_bound(uint64_t ms);
 
 /* The largest secret_file / password_file the process reads, in bytes. */
 #define CONF_SECRET_MAX 4096

@@ -42,6 +42,14 @@ const double conf_latency_bounds[CONF_LATENCY_NBUCKETS] = {
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.3, 0.5, 0.75, 1, 2.5, 5, 10,
 };
 
+bool conf_latency_is_bound(uint64_t ms)
+{
+    for (size_t i = 0; i < CONF_LATENCY_NBUCKETS; i++)
+        if ((uint64_t)(conf_latency_bounds[i] * 1000 + 0.5) == ms)
+            return true;
+    return false;
+}
+
 /* One row per key, a few fields to a line: the table reads as a table.
  * clang-format would put every field on a line of its own. */
 /* clang-format off */

@@ -68,6 +68,65 @@ static void objective_add(monitor_t *m, size_t i, int64_t ts, uint64_t good, uin
 
 /* ---- probes ---------------------------------------------------------------- */
 
+/* A monitor's probes are stored as SLI samples under "monitor:NAME", by
+ * latency bucket, which tells its availability and bucket-bound latency
+ * objectives their good events. A latency objective whose threshold is not
+ * a bucket bound cannot be told from the buckets, so its good/total samples
+ * go to a source of their own, "monitor:NAME/le=Nms", one per threshold. */
+static bool own_source(const conf_objective_t *oc)
+{
+    return oc->source_kind == CONF_SLO_SOURCE_MONITOR && oc->kind == CONF_SLO_LATENCY &&
+           !conf_latency_is_bound(oc->threshold_ms);
+}
+
+/* The store source objective oc's history is kept under. */
+static void objective_source(const monitor_t *m, const conf_objective_t *oc, char *buf,
+                             size_t len)
+{
+    if (oc->source_kind != CONF_SLO_SOURCE_MONITOR)
+        snprintf(buf, len, "%s", oc->source);
+    else if (own_source(oc))
+        snprintf(buf, len, "monitor:%s/le=%llums", m->o.conf->monitors[oc->monitor].name,
+                 (unsigned long long)oc->threshold_ms);
+    else
+        snprintf(buf, len, "monitor:%s", m->o.conf->monitors[oc->monitor].name);
+}
+
+/* Whether an objective before i already stores objective i's own source
+ * (same monitor and threshold, another window): one sample per probe. */
+static bool same_source_before(const monitor_t *m, size_t i)
+{
+    const conf_objective_t *oc = m->obj[i].oc;
+    for (size_t j = 0; j < i; j++) {
+        const conf_objective_t *o = m->obj[j].oc;
+        if (own_source(o) && o->monitor == oc->monitor && o->threshold_ms == oc->threshold_ms)
+            return true;
+    }
+    return false;
+}
+
+/* One SLI sample to the store; buckets: CONF_LATENCY_NBUCKETS + 1 counts. */
+static void sli_submit(monitor_t *m, const char *source, int64_t ts, uint64_t requests,
+                       uint64_t errors, const uint64_t *buckets)
+{
+    store_sli_t sample = {.source = str_cstr(source),
+                          .ts = ts,
+                          .requests = requests,
+                          .errors = errors,
+                          .buckets = buckets,
+                          .nbuckets = CONF_LATENCY_NBUCKETS + 1};
+    if (store_sli_submit(m->o.store, &sample, NULL) < 0)
+        m->store_refused++;
+}
+
+static void own_sample_submit(monitor_t *m, const conf_objective_t *oc, int64_t ts, bool good)
+{
+    char source[192];
+    const uint64_t none[CONF_LATENCY_NBUCKETS + 1] = {0};
+    objective_source(m, oc, source, sizeof(source));
+    sli_submit(m, source, ts, 1, !good, none);
+}
+
 static int64_t probe_clock(void *ud)
 {
     (void)ud;
@@ -96,14 +155,7 @@ static void probe_result(void *ud, size_t index, const probe_result_t *r)
             b++;
         buckets[b] = 1;
         snprintf(source, sizeof(source), "monitor:%s", c->monitors[index].name);
-        store_sli_t sample = {.source = str_cstr(source),
-                              .ts = r->at,
-                              .requests = 1,
-                              .errors = !r->ok,
-                              .buckets = buckets,
-                              .nbuckets = CONF_LATENCY_NBUCKETS + 1};
-        if (store_sli_submit(m->o.store, &sample, NULL) < 0)
-            m->store_refused++;
+        sli_submit(m, source, r->at, 1, !r->ok, buckets);
     }
     for (size_t i = 0; i < m->nobj; i++) {
         const conf_objective_t *oc = m->obj[i].oc;
@@ -111,6 +163,8 @@ static void probe_result(void *ud, size_t index, const probe_result_t *r)
             continue;
         bool good = r->ok && (oc->kind != CONF_SLO_LATENCY || r->latency_ms <= oc->threshold_ms);
         objective_add(m, i, r->at, good, 1);
+        if (m->o.store && own_source(oc) && !same_source_before(m, i))
+            own_sample_submit(m, oc, r->at, good);
     }
 }
 
@@ -224,16 +278,8 @@ static void sli_feed(monitor_t *m, const gateway_sli_t *sli, size_t n, int64_t n
         sli_delta(&d, &sli[i], m->primed ? prev_find(m, i, sli[i].source) : NULL);
         if (!d.requests)
             continue;
-        if (m->o.store) {
-            store_sli_t s = {.source = str_cstr(d.source),
-                             .ts = now,
-                             .requests = d.requests,
-                             .errors = d.errors,
-                             .buckets = d.buckets,
-                             .nbuckets = CONF_LATENCY_NBUCKETS + 1};
-            if (store_sli_submit(m->o.store, &s, NULL) < 0)
-                m->store_refused++;
-        }
+        if (m->o.store)
+            sli_submit(m, d.source, now, d.requests, d.errors, d.buckets);
         for (size_t k = 0; k < m->nobj; k++) {
             const conf_objective_t *oc = m->obj[k].oc;
             if (oc->source_kind == CONF_SLO_SOURCE_MONITOR || strcmp(oc->source, d.source))
@@ -371,11 +417,12 @@ void monitor_tick(monitor_t *m, const gateway_sli_t *sli, size_t n)
 
 #define RESTORE_CHUNK 2048
 
-/* good/total of one stored row for objective oc; false when the row cannot
- * say (a monitor latency threshold that is not a bucket bound). */
+/* good/total of one stored row of objective_source(oc): requests less
+ * errors for availability and for a source of its own, the buckets up to
+ * the threshold for latency. */
 static bool row_count(const conf_objective_t *oc, const store_sli_row_t *r, slo_count_t *ret)
 {
-    if (oc->kind != CONF_SLO_LATENCY) {
+    if (oc->kind != CONF_SLO_LATENCY || own_source(oc)) {
         *ret = (slo_count_t){r->requests - (r->errors < r->requests ? r->errors : r->requests),
                              r->requests};
         return true;
@@ -419,11 +466,8 @@ static void objective_restore(monitor_t *m, size_t i, int64_t now)
     store_sli_row_t *rows = malloc(RESTORE_CHUNK * sizeof(*rows));
     if (!rows)
         return;
-    char source[160];
-    if (oc->source_kind == CONF_SLO_SOURCE_MONITOR)
-        snprintf(source, sizeof(source), "monitor:%s", m->o.conf->monitors[oc->monitor].name);
-    else
-        snprintf(source, sizeof(source), "%s", oc->source);
+    char source[192];
+    objective_source(m, oc, source, sizeof(source));
     int64_t from = now - (int64_t)(oc->window_ms / 1000);
     /* minutes; then, if they do not reach back over the whole window, the
      * series again from the hours before them and the minutes (it only

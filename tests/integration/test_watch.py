@@ -282,6 +282,37 @@ def test_objectives_keep_their_history_across_a_restart(env, tmp_path):
     assert objective(s2, "availability")["good"] == 98
 
 
+def test_a_monitor_latency_objective_off_the_buckets_keeps_its_history_across_a_restart(
+        env, tmp_path):
+    """A monitor latency threshold that is not a histogram bound (150ms) is
+    stored as good/total samples of its own, so a restart restores it."""
+    n = {"probes": 0}
+
+    def alternating(req, conn):  # every other probe takes 400 ms
+        n["probes"] += 1
+        if n["probes"] % 2 == 0:
+            time.sleep(0.4)
+        conn.respond(200, b"ok\n")
+
+    b = env.backend("target", handler=alternating)
+    cfg = harness.simple_config([b], store={"sqlite": str(tmp_path / "shared.db")}, monitors={
+        "home": {"http": "http://127.0.0.1:%d/health" % b.port, "interval": "1s",
+                 "timeout": "900ms"}}, objectives={
+        "fast": {"source": "monitor:home", "kind": "latency", "threshold": "150ms",
+                 "target": "99%", "window": "1d"}})
+    s = env.surety(cfg, env={"SURETY_TEST_TICK_MS": "200"})
+    o = wait_until(lambda: objective(s, "fast")["total"] >= 4 and objective(s, "fast"), 10,
+                   "four probes")
+    s.stop()
+    bad = o["total"] - o["good"]
+    assert o["good"] >= 1 and bad >= 1, o
+    s2 = env.surety(cfg, env={"SURETY_TEST_TICK_MS": "200"})
+    o2 = wait_until(lambda: objective(s2, "fast")["evaluated"] and objective(s2, "fast"), 5,
+                    "the first evaluation")
+    assert o2["total"] >= o["total"] and o2["good"] >= o["good"], (o, o2)
+    assert o2["total"] - o2["good"] >= bad, (o, o2)
+
+
 def test_a_server_far_slower_than_its_pool_and_a_pool_without_servers_are_events(env):
     def slow(req, conn):
         time.sleep(0.15)
