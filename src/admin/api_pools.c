@@ -77,6 +77,8 @@ static json_t *server_json(const api_pools_t *a, size_t p, size_t i, uint64_t no
     json_object_set_new(o, "admin", json_string(admin_name(LOAD(s->admin))));
     json_object_set_new(o, "usable", json_boolean(state_server_usable(s, now)));
     json_object_set_new(o, "inflight", json_integer(gateway_server_inflight(a->gateway, a->state, p, i)));
+    unsigned max = a->conf->pools[p].servers[i].max_inflight;
+    json_object_set_new(o, "max_inflight", max ? json_integer(max) : json_null());
     json_object_set_new(o, "ewma_ms", json_real((double)LOAD(s->ewma_us) / 1000.0));
     json_object_set_new(o, "ejected_for_ms",
                         json_integer(ejected_until > now ? (json_int_t)(ejected_until - now) : 0));

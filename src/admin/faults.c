@@ -16,12 +16,14 @@ int faults_reset(faults_t *f, const conf_t *conf)
     f->ticks = calloc(n, sizeof(*f->ticks));
     f->slow = calloc(n, sizeof(*f->slow));
     f->empty = calloc(n, sizeof(*f->empty));
-    if (!f->ticks || !f->slow || !f->empty)
+    f->full = calloc(n, sizeof(*f->full));
+    if (!f->ticks || !f->slow || !f->empty || !f->full)
         goto nomem;
     for (size_t p = 0; p < conf->npools; p++) {
         size_t ns = conf->pools[p].nservers ? conf->pools[p].nservers : 1;
         if (!(f->ticks[p] = calloc(ns, sizeof(**f->ticks))) ||
-            !(f->slow[p] = calloc(ns, sizeof(**f->slow))))
+            !(f->slow[p] = calloc(ns, sizeof(**f->slow))) ||
+            !(f->full[p] = calloc(ns, sizeof(**f->full))))
             goto nomem;
     }
     return 0;
@@ -35,10 +37,12 @@ void faults_deinit(faults_t *f)
     for (size_t p = 0; f->conf && p < f->conf->npools; p++) {
         free(f->ticks ? f->ticks[p] : NULL);
         free(f->slow ? f->slow[p] : NULL);
+        free(f->full ? f->full[p] : NULL);
     }
     free(f->ticks);
     free(f->slow);
     free(f->empty);
+    free(f->full);
     memset(f, 0, sizeof(*f));
 }
 
@@ -110,13 +114,49 @@ static void slow_servers(faults_t *f, size_t p, const pool_state_t *ps, uint64_t
     }
 }
 
-void faults_tick(faults_t *f, gateway_t *g, const state_t *state, uint64_t now,
+/* Whether *reported (near the limit) changes with this reading: on at
+ * FAULT_SATURATION_PCT of limit, off again under FAULT_SATURATION_CLEAR_PCT;
+ * flips *reported when it does. */
+static bool saturation_changed(bool *reported, int64_t value, int64_t limit)
+{
+    bool sat = *reported ? value * 100 >= limit * FAULT_SATURATION_CLEAR_PCT
+                         : value * 100 >= limit * FAULT_SATURATION_PCT;
+    if (sat == *reported)
+        return false;
+    *reported = sat;
+    return true;
+}
+
+static void full_servers(faults_t *f, size_t p, pool_state_t *ps, faults_event_cb cb, void *ud)
+{
+    const conf_pool_t *pc = &f->conf->pools[p];
+    for (size_t s = 0; s < ps->nservers && s < pc->nservers; s++) {
+        unsigned max = pc->servers[s].max_inflight;
+        if (!max)
+            continue;
+        server_state_t *ss = &ps->servers[s];
+        uint32_t peak = state_inflight_peak_take(ss);
+        if (!saturation_changed(&f->full[p][s], peak, max))
+            continue;
+        char subject[160], detail[96];
+        snprintf(subject, sizeof(subject), "server:%s/%s", ps->name, ss->address);
+        snprintf(detail, sizeof(detail), "{\"inflight\":%u,\"max_inflight\":%u}", peak, max);
+        if (f->full[p][s])
+            log_warn("pool %s server %s had %u requests in flight, %d%% or more of its "
+                     "max_inflight (%u)",
+                     ps->name, ss->address, peak, FAULT_SATURATION_PCT, max);
+        cb(ud, f->full[p][s] ? "saturation" : "saturation_cleared", subject, detail);
+    }
+}
+
+void faults_tick(faults_t *f, gateway_t *g, state_t *state, uint64_t now,
                  faults_event_cb cb, void *ud)
 {
     const conf_t *conf = f->conf;
     for (size_t p = 0; conf && p < conf->npools && p < state->npools; p++) {
-        const pool_state_t *ps = &state->pools[p];
+        pool_state_t *ps = &state->pools[p];
         slow_servers(f, p, ps, now, cb, ud);
+        full_servers(f, p, ps, cb, ud);
         bool empty = state_pool_usable(ps, now) == 0;
         if (empty != f->empty[p]) {
             f->empty[p] = empty;
@@ -128,19 +168,14 @@ void faults_tick(faults_t *f, gateway_t *g, const state_t *state, uint64_t now,
         }
     }
     int64_t peak = gateway_connections_peak(g), limit = conf ? conf->max_connections : 0;
-    if (limit <= 0)
+    if (limit <= 0 || !saturation_changed(&f->saturated, peak, limit))
         return;
-    bool sat = f->saturated ? peak * 100 >= limit * FAULT_SATURATION_CLEAR_PCT
-                            : peak * 100 >= limit * FAULT_SATURATION_PCT;
-    if (sat != f->saturated) {
-        f->saturated = sat;
-        char detail[128];
-        snprintf(detail, sizeof(detail), "{\"connections\":%lld,\"max_connections\":%lld}",
-                 (long long)peak, (long long)limit);
-        if (sat)
-            log_warn("a worker has %lld client connections open, %d%% or more of max_connections "
-                     "(%lld)",
-                     (long long)peak, FAULT_SATURATION_PCT, (long long)limit);
-        cb(ud, sat ? "saturation" : "saturation_cleared", "connections", detail);
-    }
+    char detail[128];
+    snprintf(detail, sizeof(detail), "{\"connections\":%lld,\"max_connections\":%lld}",
+             (long long)peak, (long long)limit);
+    if (f->saturated)
+        log_warn("a worker has %lld client connections open, %d%% or more of max_connections "
+                 "(%lld)",
+                 (long long)peak, FAULT_SATURATION_PCT, (long long)limit);
+    cb(ud, f->saturated ? "saturation" : "saturation_cleared", "connections", detail);
 }

@@ -9,8 +9,11 @@
  *  - a pool has no usable server left ("pool_unavailable", then
  *    "pool_available"); failovers are reported where they are decided;
  *  - a worker's client connections reach FAULT_SATURATION_PCT of
- *    max_connections ("saturation", then "saturation_cleared" under
- *    FAULT_SATURATION_CLEAR_PCT).
+ *    max_connections ("saturation", subject "connections", then
+ *    "saturation_cleared" under FAULT_SATURATION_CLEAR_PCT), and so do a
+ *    server's requests in flight of its max_inflight (subject
+ *    "server:POOL/ADDRESS"; the highest count since the last tick, so a
+ *    burst between two ticks is seen).
  * Each condition is reported when it starts and when it ends, not at
  * every tick. */
 #ifndef SURETY_ADMIN_FAULTS_H
@@ -35,7 +38,8 @@ typedef struct {
     uint8_t **ticks; /* [pool][server]: consecutive ticks in the other state */
     bool **slow;     /* [pool][server]: reported slow */
     bool *empty;     /* [pool]: reported without usable servers */
-    bool saturated;
+    bool **full;     /* [pool][server]: reported near max_inflight */
+    bool saturated;  /* connections: reported near max_connections */
 } faults_t;
 
 typedef void (*faults_event_cb)(void *ud, const char *kind, const char *subject,
@@ -45,8 +49,9 @@ typedef void (*faults_event_cb)(void *ud, const char *kind, const char *subject,
 int faults_reset(faults_t *f, const conf_t *conf);
 void faults_deinit(faults_t *f);
 /* One tick: state is the gateway's (shaped like f->conf), now its clock
- * (state.h's, the control loop's monotonic ms). */
-void faults_tick(faults_t *f, gateway_t *g, const state_t *state, uint64_t now,
+ * (state.h's, the control loop's monotonic ms). Takes the servers'
+ * in-flight peaks (state_inflight_peak_take). */
+void faults_tick(faults_t *f, gateway_t *g, state_t *state, uint64_t now,
                  faults_event_cb cb, void *ud);
 
 #endif

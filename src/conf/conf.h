@@ -107,6 +107,7 @@ typedef struct {
     char *address; /* as written: "127.0.0.1:9001" */
     sock_addr_t addr;
     unsigned weight; /* 1..1000, default 1 */
+    unsigned max_inflight; /* requests at the server at once, all workers; 0: no limit */
 } conf_server_t;
 
 /* pools.<name>.tls: TLS to the pool's servers (requests and health checks). */

@@ -508,10 +508,18 @@ static uint64_t request_hash_key(const client_t *c, const conf_pool_t *pc,
     return balance_hash_bytes(v.p, v.len);
 }
 
+/* Whether a server is below its max_inflight (a hint: tx_connect reserves). */
+static bool server_has_room(const server_state_t *ss, unsigned max)
+{
+    return !max || __atomic_load_n(&ss->inflight, __ATOMIC_RELAXED) < max;
+}
+
 /* A usable server not tried yet by this transaction: from the pool that
  * serves the route's pool now (itself, or its backup after a failover), then
  * down that pool's backup chain, so that a retry can reach the DR pool
- * before the control thread has even noticed the primaries are gone. */
+ * before the control thread has even noticed the primaries are gone. A pool
+ * whose open servers are all at max_inflight is busy, not down: NULL with
+ * tx.busy set, and its backups are not asked. */
 static server_t *pick_server(client_t *c)
 {
     worker_t *w = c->w;
@@ -521,13 +529,20 @@ static server_t *pick_server(client_t *c)
     for (size_t hops = 0; cur != SIZE_MAX && hops <= conf->npools;
          cur = conf->pools[cur].backup, hops++) {
         const pool_state_t *ps = &w->state->pools[cur];
-        bool any = false;
+        const conf_pool_t *pc = &conf->pools[cur];
+        bool any = false, open = false;
         if (c->tx.skip_pool == cur + 1)
             continue;
-        for (size_t i = 0; i < conf->pools[cur].nservers; i++) {
-            w->usable[i] = state_server_usable(&ps->servers[i], now) &&
-                           !was_tried(c, &w->pools[cur].servers[i]);
+        for (size_t i = 0; i < pc->nservers; i++) {
+            bool ok = state_server_usable(&ps->servers[i], now) &&
+                      !was_tried(c, &w->pools[cur].servers[i]);
+            open |= ok;
+            w->usable[i] = ok && server_has_room(&ps->servers[i], pc->servers[i].max_inflight);
             any |= w->usable[i];
+        }
+        if (open && !any) {
+            c->tx.busy = true;
+            return NULL;
         }
         if (!any)
             continue;
@@ -536,6 +551,16 @@ static server_t *pick_server(client_t *c)
             return &w->pools[cur].servers[idx];
     }
     return NULL;
+}
+
+static unsigned server_max_inflight(const client_t *c, const server_t *srv)
+{
+    return c->w->conf->pools[srv->pool].servers[srv->index].max_inflight;
+}
+
+static server_state_t *server_state(const client_t *c, const server_t *srv)
+{
+    return &c->w->state->pools[srv->pool].servers[srv->index];
 }
 
 static void tx_attach(client_t *c, server_t *srv)
@@ -559,6 +584,7 @@ static void tx_detach(client_t *c)
     if (srv) {
         STAT_DEC(srv->stats->inflight);
         c->w->pools[srv->pool].inflight[srv->index]--;
+        state_server_release(server_state(c, srv), server_max_inflight(c, srv));
         c->tx.server = NULL;
     }
 }
@@ -731,6 +757,13 @@ static int tx_connect(client_t *c, const buf_t *head, int fail_status, bool retr
 {
     for (;;) {
         server_t *srv = pick_server(c);
+        if (!srv && c->tx.busy && !c->tx.ntried) {
+            /* the servers are all at max_inflight: the pool is busy, not
+             * down, and another attempt soon may well get in */
+            STAT_INC(c->w->stats->pools[c->tx.pool].busy);
+            snprintf(c->tx.extra, sizeof(c->tx.extra), "Retry-After: 1\r\n");
+            return tx_fail(c, 503);
+        }
         if (!srv) {
             /* nothing usable at all: 503; every server tried: the failure's own status */
             if (!c->tx.ntried)
@@ -743,8 +776,13 @@ static int tx_connect(client_t *c, const buf_t *head, int fail_status, bool retr
                 c->tx.skip_pool = srv->pool + 1;
                 continue;
             }
-            count_retry(c);
         }
+        /* the pick saw room; another worker may have taken the last slot
+         * since: pick again, and that pick sees the server full */
+        if (!state_server_reserve(server_state(c, srv), server_max_inflight(c, srv)))
+            continue;
+        if (retry)
+            count_retry(c);
         tx_detach(c);
         tx_attach(c, srv);
         int err = 0;

@@ -129,6 +129,36 @@ void state_report_success(server_state_t *s)
         STORE(s->consecutive_errors, 0);
 }
 
+bool state_server_reserve(server_state_t *s, unsigned max)
+{
+    if (!max)
+        return true;
+    uint32_t n = LOAD(s->inflight);
+    do {
+        if (n >= max)
+            return false;
+    } while (!__atomic_compare_exchange_n(&s->inflight, &n, n + 1, true, __ATOMIC_RELAXED,
+                                          __ATOMIC_RELAXED));
+    /* the peak only grows between two takes: a plain store of a smaller
+     * value by a slower worker would hide a peak, so compare-and-swap */
+    uint32_t peak = LOAD(s->inflight_peak);
+    while (peak < n + 1 && !__atomic_compare_exchange_n(&s->inflight_peak, &peak, n + 1, true,
+                                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+    return true;
+}
+
+void state_server_release(server_state_t *s, unsigned max)
+{
+    if (max)
+        __atomic_sub_fetch(&s->inflight, 1, __ATOMIC_RELAXED);
+}
+
+uint32_t state_inflight_peak_take(server_state_t *s)
+{
+    return __atomic_exchange_n(&s->inflight_peak, LOAD(s->inflight), __ATOMIC_RELAXED);
+}
+
 static size_t pool_ejected(const pool_state_t *p, uint64_t now)
 {
     size_t n = 0;

@@ -46,6 +46,10 @@ typedef struct {
     uint64_t back_since;     /* when it last became usable (slow start) */
     uint64_t ewma_us;        /* p2c-ewma: the latest latency estimate any worker made,
                               * so that a reload's new workers start from it; 0 none */
+    /* max_inflight: requests at the server now, over all workers of this
+     * generation (kept only for a server with a limit), and the highest
+     * count since the control thread last took it (state_inflight_peak_take) */
+    uint32_t inflight, inflight_peak;
 } server_state_t;
 
 typedef struct {
@@ -86,6 +90,14 @@ size_t state_pool_usable(const pool_state_t *p, uint64_t now);
 void state_report_success(server_state_t *s);
 bool state_report_failure(pool_state_t *p, server_state_t *s, const conf_outlier_t *o,
                           uint64_t now);
+
+/* Workers: takes one of the server's max slots (max 0: no limit, always
+ * true); false when it is full. state_server_release() gives it back. */
+bool state_server_reserve(server_state_t *s, unsigned max);
+void state_server_release(server_state_t *s, unsigned max);
+/* Control thread: the most requests the server had at once since the last
+ * call, and starts the next period from the count now. */
+uint32_t state_inflight_peak_take(server_state_t *s);
 
 /* Control thread: the result of one active check. Returns +1 when the
  * server went up, -1 when it went down, STATE_UNEJECTED when rise successful

@@ -320,6 +320,10 @@ static void write_pools(prom_t *p, const conf_t *conf, stats_t *const *per_worke
          "Requests answered 503: no usable server in the pool "
          "or its backups.",
          offsetof(stats_pool_t, no_server), PROM_COUNTER},
+        {"surety_pool_busy_total",
+         "Requests answered 503 at once because every usable server of the pool had "
+         "max_inflight requests.",
+         offsetof(stats_pool_t, busy), PROM_COUNTER},
     };
     for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
         prom_family(p, simple[i].name, simple[i].type, simple[i].help);
@@ -407,6 +411,7 @@ void stats_fold(stats_t *dst, const conf_t *dc, const stats_t *src, const conf_t
         STAT_ADD(dst->pools[d].retries, STAT_GET(src->pools[p].retries));
         STAT_ADD(dst->pools[d].budget_exhausted, STAT_GET(src->pools[p].budget_exhausted));
         STAT_ADD(dst->pools[d].no_server, STAT_GET(src->pools[p].no_server));
+        STAT_ADD(dst->pools[d].busy, STAT_GET(src->pools[p].busy));
         const conf_pool_t *sp = &sc->pools[p], *dp = &dc->pools[d];
         for (size_t i = 0; i < sp->nservers; i++) {
             size_t ds =

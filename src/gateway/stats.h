@@ -77,6 +77,7 @@ typedef struct {
     uint64_t retries;           /* retries started for requests routed to the pool */
     uint64_t budget_exhausted;  /* retries refused by the retry budget */
     uint64_t no_server;         /* requests that found no usable server (503) */
+    uint64_t busy;              /* requests refused: every open server at max_inflight (503) */
 } stats_pool_t;
 
 typedef struct {

@@ -207,6 +207,7 @@ struct client {
         buf_t replay;           /* request body bytes sent so far (retry.body bounds it) */
         size_t head_up_len;     /* length of the rewritten head at the start of up->out */
         size_t skip_pool;       /* 1 + a pool whose retry budget refused this retry; 0 none */
+        bool busy;              /* no server chosen: every open one was at max_inflight */
         uint64_t hash_key;      /* balance: hash, computed from the request head */
         uint64_t sent_ms;       /* when the request went to the current server (p2c-ewma) */
         size_t req_head_sent;  /* bytes of up->out already sent */
