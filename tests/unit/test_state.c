@@ -222,6 +222,31 @@ static void test_admin_states_make_servers_unusable(void **st)
     state_free(s);
 }
 
+static void test_max_inflight_reserve_release_and_peak(void **st)
+{
+    (void)st;
+    state_t *s = state_new(&conf);
+    server_state_t *a = &s->pools[0].servers[0];
+    assert_true(state_server_reserve(a, 2));
+    assert_true(state_server_reserve(a, 2));
+    assert_false(state_server_reserve(a, 2)); /* full: nothing taken */
+    assert_int_equal(a->inflight, 2);
+    state_server_release(a, 2);
+    assert_true(state_server_reserve(a, 2)); /* the slot came back */
+    state_server_release(a, 2);
+    state_server_release(a, 2);
+    assert_int_equal(a->inflight, 0);
+    /* the peak since the last take, then the count at that take */
+    assert_int_equal(state_inflight_peak_take(a), 2);
+    assert_int_equal(state_inflight_peak_take(a), 0);
+    /* no limit: always room, and nothing shared is written */
+    assert_true(state_server_reserve(a, 0));
+    state_server_release(a, 0);
+    assert_int_equal(a->inflight, 0);
+    assert_int_equal(a->inflight_peak, 0);
+    state_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +261,7 @@ int main(void)
         cmocka_unit_test_setup(test_failover_walks_the_backup_chain, setup),
         cmocka_unit_test_setup(test_weak_primary_beats_dead_backups, setup),
         cmocka_unit_test_setup(test_admin_states_make_servers_unusable, setup),
+        cmocka_unit_test_setup(test_max_inflight_reserve_release_and_peak, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
