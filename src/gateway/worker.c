@@ -46,14 +46,16 @@ static void resume_timer_cb(loop_t *loop, loop_timer_t *t)
 }
 
 /* The shield refused a new connection: close it before anything is
- * allocated for it, and say why (a counted event; it may be a strike). */
+ * allocated for it, and say why (a counted event; it may be a strike).
+ * Counted first: whoever sees the connection closed then finds it counted
+ * (a scrape right after the refusal saw 0 on a busy machine). */
 static void refuse(worker_t *w, listener_t *l, int fd, const sock_addr_t *peer, shield_reason_t why)
 {
-    close(fd);
     secev_t ev;
     memset(&ev, 0, sizeof(ev));
     ev.client = *peer;
     shield_event(w->shield, l->policy, why, &ev);
+    close(fd);
 }
 
 static void accept_cb(loop_t *loop, loop_io_t *io, uint32_t ev)

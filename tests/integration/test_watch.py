@@ -431,8 +431,11 @@ def test_an_alert_is_mailed_through_smtp(env, tmp_path):
         m = smtp.messages[0]
         assert m["rcpt"] == ["<ops@example.com>"] and m["from"] == "<surety@example.com>", m
         assert "Subject: [FIRING]" in m["data"] and "availability" in m["data"], m["data"]
-        d = api(s, "/api/v1/alerts/deliveries")["deliveries"]
-        assert d and d[0]["result"] == "sent", d
+        # the delivery is logged once the SMTP session has ended (QUIT),
+        # after the test server has the message: wait for it
+        d = wait_until(lambda: api(s, "/api/v1/alerts/deliveries")["deliveries"], 5,
+                       "the delivery log")
+        assert d[0]["result"] == "sent", d
     finally:
         smtp.close()
 
