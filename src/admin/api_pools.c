@@ -116,7 +116,13 @@ static int write_text(const api_pools_t *a, admin_response_t *res, uint64_t now)
         for (size_t i = 0; i < ps->nservers; i++) {
             const server_state_t *s = &ps->servers[i];
             uint64_t until = LOAD(s->ejected_until);
-            char ej[32] = "-", chk[160] = "-", ewma[32] = "-";
+            char ej[32] = "-", chk[160] = "-", ewma[32] = "-", infl[32];
+            long long n = (long long)gateway_server_inflight(a->gateway, a->state, p, i);
+            unsigned max = conf->pools[p].servers[i].max_inflight;
+            if (max) /* the limit beside the count: "3/64" */
+                snprintf(infl, sizeof(infl), "%lld/%u", n, max);
+            else
+                snprintf(infl, sizeof(infl), "%lld", n);
             uint64_t e_us = LOAD(s->ewma_us);
             if (e_us)
                 snprintf(ewma, sizeof(ewma), "%.1fms", (double)e_us / 1000.0);
@@ -125,12 +131,11 @@ static int write_text(const api_pools_t *a, admin_response_t *res, uint64_t now)
             if (s->last_check)
                 snprintf(chk, sizeof(chk), "%llums ago: %s", (unsigned long long)(now - s->last_check),
                          s->last_error[0] ? s->last_error : "ok");
-            admin_response_printf(res, "  %-24s %6u %-5s %-9s %-6s %8lld %8s %9s  %s\n",
+            admin_response_printf(res, "  %-24s %6u %-5s %-9s %-6s %8s %8s %9s  %s\n",
                                   s->address, s->weight, health_name(LOAD(s->health)),
                                   admin_name(LOAD(s->admin)),
-                                  state_server_usable(s, now) ? "yes" : "no",
-                                  (long long)gateway_server_inflight(a->gateway, a->state, p, i),
-                                  ewma, ej, chk);
+                                  state_server_usable(s, now) ? "yes" : "no", infl, ewma, ej,
+                                  chk);
         }
     }
     if (a->nevents) {

@@ -4,6 +4,7 @@ whose servers are all full answers 503 with Retry-After at once (not
 queued, not failed over); near the limit is a saturation event."""
 
 import json
+import subprocess
 import threading
 import time
 
@@ -72,6 +73,10 @@ def test_a_full_pool_answers_503_with_retry_after_and_never_exceeds_the_limit(en
     api = json.loads(s.admin_get("/api/v1/pools").body)
     srv = api["pools"][0]["servers"][0]
     assert srv["max_inflight"] == 2 and srv["inflight"] == 0, srv
+    st = subprocess.run([harness.surety_binary(), "status", "-c", str(s.config_path)],
+                        capture_output=True, text=True, env=harness.sanitizer_env())
+    line = [x for x in st.stdout.splitlines() if slow.address in x][0]
+    assert " 0/2 " in line, st.stdout
 
 
 def test_a_full_server_is_passed_over_for_one_with_room(env):
