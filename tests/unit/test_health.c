@@ -1,8 +1,9 @@
 /* Unit tests for src/gateway/health.c: real checks over loopback sockets.
  *
- * The checker and a tiny in-test HTTP server share one loop on the test
- * thread. The server answers each request according to its current mode
- * (200, 500, no answer, close at once, garbage, a huge body); the test runs
+ * The checker and a tiny in-test HTTP server (loop_server.h) share one loop
+ * on the test thread. The server answers each request according to its
+ * current mode and status (200, 500, no answer, close at once, garbage, a
+ * huge body); the test runs
  * the loop until a condition holds, and changes the mode only while no check
  * is in flight, so that the number of checks each transition takes is exact.
  * health.c is included to see its per-server counters (STYLE 13). */
@@ -20,176 +21,7 @@
 #include <cmocka.h>
 
 #include "gateway/health.c"
-
-/* ---- the in-test server ---- */
-
-typedef enum { M_200, M_500, M_SLOW, M_CLOSE, M_GARBAGE, M_HUGE } tmode_t;
-
-typedef struct tsrv tsrv_t;
-
-typedef struct tconn {
-    loop_io_t io;
-    tsrv_t *s;
-    struct tconn *next, **pprev;
-    char in[4096];
-    size_t in_len;
-    char *out;
-    size_t out_len, out_sent;
-    bool answered;
-} tconn_t;
-
-struct tsrv {
-    loop_t *loop;
-    loop_io_t lio;
-    int port;
-    char addr[SOCK_ADDR_TEXT_MAX];
-    tmode_t mode;
-    const char *body; /* M_200's body */
-    tconn_t *conns;
-    int open, max_open, accepted;
-    char last_request[1024];
-};
-
-static void tconn_free(tconn_t *c)
-{
-    loop_io_del(c->s->loop, &c->io);
-    close(c->io.fd);
-    *c->pprev = c->next;
-    if (c->next)
-        c->next->pprev = c->pprev;
-    c->s->open--;
-    free(c->out);
-    free(c);
-}
-
-/* Writes what is pending; frees c once all is sent. true when c was freed. */
-static bool tconn_flush(tconn_t *c)
-{
-    while (c->out_sent < c->out_len) {
-        ssize_t n = send(c->io.fd, c->out + c->out_sent, c->out_len - c->out_sent, MSG_NOSIGNAL);
-        if (n < 0 && errno == EAGAIN)
-            return false;
-        if (n < 0)
-            break;
-        c->out_sent += (size_t)n;
-    }
-    tconn_free(c);
-    return true;
-}
-
-static void tconn_answer(tconn_t *c)
-{
-    tsrv_t *s = c->s;
-    size_t n = c->in_len < sizeof(s->last_request) - 1 ? c->in_len : sizeof(s->last_request) - 1;
-    memcpy(s->last_request, c->in, n);
-    s->last_request[n] = '\0';
-    c->answered = true;
-    switch (s->mode) {
-    case M_200:
-    case M_500: {
-        const char *body = s->body ? s->body : "ok\n";
-        int code = s->mode == M_200 ? 200 : 500;
-        assert_true(asprintf(&c->out, "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n\r\n%s", code,
-                             strlen(body), body) > 0);
-        break;
-    }
-    case M_GARBAGE:
-        c->out = strdup("garbage\r\n\r\n");
-        break;
-    case M_HUGE: {
-        size_t body = 70 * 1024;
-        c->out = malloc(body + 100);
-        assert_non_null(c->out);
-        int h = snprintf(c->out, 100, "HTTP/1.1 200 OK\r\n\r\n"); /* body until close */
-        memset(c->out + h, 'a', body);
-        c->out_len = (size_t)h + body;
-        tconn_flush(c);
-        return;
-    }
-    case M_CLOSE: /* after reading the request, so that it is a FIN, not a reset */
-        tconn_free(c);
-        return;
-    case M_SLOW:
-        return; /* the checker's deadline will close it */
-    }
-    c->out_len = strlen(c->out);
-    tconn_flush(c);
-}
-
-static void tconn_cb(loop_t *loop, loop_io_t *io, uint32_t events)
-{
-    (void)loop;
-    (void)events;
-    tconn_t *c = container_of(io, tconn_t, io);
-    if (c->out && c->out_sent < c->out_len) {
-        tconn_flush(c);
-        return;
-    }
-    for (;;) {
-        ssize_t n = recv(io->fd, c->in + c->in_len, sizeof(c->in) - 1 - c->in_len, 0);
-        if (n < 0 && errno == EAGAIN)
-            return;
-        if (n <= 0) {
-            tconn_free(c); /* EOF or error: the checker is done */
-            return;
-        }
-        c->in_len += (size_t)n;
-        c->in[c->in_len] = '\0';
-        if (!c->answered && strstr(c->in, "\r\n\r\n")) {
-            tconn_answer(c);
-            return;
-        }
-    }
-}
-
-static void tsrv_accept_cb(loop_t *loop, loop_io_t *io, uint32_t events)
-{
-    (void)events;
-    tsrv_t *s = container_of(io, tsrv_t, lio);
-    for (;;) {
-        sock_addr_t peer;
-        int fd = sock_accept(io->fd, &peer);
-        if (fd < 0)
-            return;
-        tconn_t *c = calloc(1, sizeof(*c));
-        assert_non_null(c);
-        c->s = s;
-        c->next = s->conns;
-        if (c->next)
-            c->next->pprev = &c->next;
-        c->pprev = &s->conns;
-        s->conns = c;
-        s->accepted++;
-        if (++s->open > s->max_open)
-            s->max_open = s->open;
-        assert_int_equal(loop_io_add(loop, &c->io, fd, tconn_cb), 0);
-    }
-}
-
-static void tsrv_start(tsrv_t *s, loop_t *loop)
-{
-    memset(s, 0, sizeof(*s));
-    s->loop = loop;
-    sock_addr_t a;
-    assert_int_equal(sock_addr_parse("127.0.0.1:0", 11, &a), 0);
-    int fd = sock_listen(&a, false, 64);
-    assert_true(fd >= 0);
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
-    sock_addr_t bound = {.ss = ss, .len = len};
-    s->port = sock_addr_port(&bound);
-    snprintf(s->addr, sizeof(s->addr), "127.0.0.1:%d", s->port);
-    assert_int_equal(loop_io_add_listener(loop, &s->lio, fd, tsrv_accept_cb), 0);
-}
-
-static void tsrv_stop(tsrv_t *s)
-{
-    while (s->conns)
-        tconn_free(s->conns);
-    loop_io_del(s->loop, &s->lio);
-    close(s->lio.fd);
-}
+#include "loop_server.h"
 
 /* ---- a one-pool configuration, and running the loop until something holds ---- */
 
@@ -249,57 +81,30 @@ static void fixture_deinit(fixture_t *f)
     loop_free(f->loop);
 }
 
-typedef bool (*pred_fn)(fixture_t *f);
-
-typedef struct {
-    loop_timer_t t;
-    fixture_t *f;
-    pred_fn pred;
-    uint64_t deadline;
-    bool met;
-} waiter_t;
-
-static void waiter_cb(loop_t *loop, loop_timer_t *t)
+static bool run_until(fixture_t *f, bool (*pred)(void *f), uint64_t max_ms)
 {
-    waiter_t *w = container_of(t, waiter_t, t);
-    if (w->pred(w->f)) {
-        w->met = true;
-        loop_stop(loop);
-    } else if (loop_now(loop) >= w->deadline) {
-        loop_stop(loop);
-    } else {
-        assert_int_equal(loop_timer_start(loop, t, 1), 0);
-    }
+    return run_loop_until(f->loop, pred, f, max_ms);
 }
 
-/* Runs the loop until pred holds (checked every millisecond) or max_ms pass. */
-static bool run_until(fixture_t *f, pred_fn pred, uint64_t max_ms)
+static bool is_idle(void *ud)
 {
-    if (pred(f))
-        return true;
-    waiter_t w = {.f = f, .pred = pred, .deadline = loop_now(f->loop) + max_ms};
-    loop_timer_init(&w.t, waiter_cb);
-    assert_int_equal(loop_timer_start(f->loop, &w.t, 1), 0);
-    assert_int_equal(loop_run(f->loop), 0);
-    loop_timer_stop(f->loop, &w.t);
-    return w.met;
-}
-
-static bool is_idle(fixture_t *f)
-{
+    fixture_t *f = ud;
     return f->c->io.fd < 0;
 }
-static bool is_down(fixture_t *f)
+static bool is_down(void *ud)
 {
+    fixture_t *f = ud;
     return f->st->health == SRV_DOWN;
 }
-static bool is_up(fixture_t *f)
+static bool is_up(void *ud)
 {
+    fixture_t *f = ud;
     return f->st->health == SRV_UP;
 }
 static uint64_t want_checks;
-static bool checks_done(fixture_t *f)
+static bool checks_done(void *ud)
 {
+    fixture_t *f = ud;
     return f->c->ok + f->c->fail >= want_checks && is_idle(f);
 }
 
@@ -354,7 +159,7 @@ static void test_health_http_up_then_down_after_fall_then_up_after_rise(void **u
     assert_string_equal(s.last_request, want);
 
     /* switched between checks: every check from now on sees 500 */
-    s.mode = M_500;
+    s.status = 500;
     uint64_t ok0 = f.c->ok, fail0 = f.c->fail;
     assert_true(run_until(&f, is_down, 2000));
     assert_int_equal(f.c->fail - fail0, 3); /* exactly fall */
@@ -364,7 +169,7 @@ static void test_health_http_up_then_down_after_fall_then_up_after_rise(void **u
     assert_int_equal(f.c->downs, 1);
 
     assert_true(run_until(&f, is_idle, 1000));
-    s.mode = M_200;
+    s.status = 200;
     ok0 = f.c->ok;
     fail0 = f.c->fail;
     assert_true(run_until(&f, is_up, 2000));
@@ -390,22 +195,6 @@ static void test_health_http_up_then_down_after_fall_then_up_after_rise(void **u
     f.h = NULL;
     tsrv_stop(&s);
     fixture_deinit(&f);
-}
-
-/* A port nobody listens on: bound once to learn a free port, then closed. */
-static int closed_port(void)
-{
-    sock_addr_t a;
-    assert_int_equal(sock_addr_parse("127.0.0.1:0", 11, &a), 0);
-    int fd = sock_listen(&a, false, 1);
-    assert_true(fd >= 0);
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
-    sock_addr_t bound = {.ss = ss, .len = len};
-    int port = sock_addr_port(&bound);
-    close(fd);
-    return port;
 }
 
 static void test_health_tcp_closed_port_goes_down_with_connect_error(void **unused)
@@ -453,7 +242,7 @@ static void test_health_tcp_listening_port_stays_up(void **unused)
 
 /* One check against the in-test server in the given mode; returns the fixture
  * for its assertions (the caller tears it down with one_check_end). */
-static void one_check(fixture_t *f, tsrv_t *s, tmode_t mode, const char *body, const char *want)
+static void one_check(fixture_t *f, tsrv_t *s, tsrv_mode_t mode, const char *body, const char *want)
 {
     loop_t *loop = loop_new();
     assert_non_null(loop);
@@ -482,14 +271,14 @@ static void test_health_body_substring_decides(void **unused)
     (void)unused;
     fixture_t f;
     tsrv_t s;
-    one_check(&f, &s, M_200, "status: starting\n", "ready");
+    one_check(&f, &s, TSRV_ANSWER, "status: starting\n", "ready");
     assert_int_equal(f.c->fail, 1);
     assert_int_equal(f.st->health, SRV_DOWN);
     assert_int_equal(f.st->last_status, 200);
     assert_string_equal(f.st->last_error, "body lacks 'ready'");
     one_check_end(&f, &s);
 
-    one_check(&f, &s, M_200, "status: ready\n", "ready");
+    one_check(&f, &s, TSRV_ANSWER, "status: ready\n", "ready");
     assert_int_equal(f.c->ok, 1);
     assert_int_equal(f.st->health, SRV_UP);
     assert_string_equal(f.st->last_error, "");
@@ -501,7 +290,7 @@ static void test_health_slow_server_times_out(void **unused)
     (void)unused;
     fixture_t f;
     tsrv_t s;
-    one_check(&f, &s, M_SLOW, NULL, NULL);
+    one_check(&f, &s, TSRV_SILENT, NULL, NULL);
     assert_int_equal(f.c->fail, 1);
     assert_string_equal(f.st->last_error, "timeout");
     assert_int_equal(f.st->health, SRV_DOWN);
@@ -516,7 +305,7 @@ static void test_health_timeout_longer_than_interval_never_overlaps(void **unuse
     loop_t *loop = loop_new();
     assert_non_null(loop);
     tsrv_start(&s, loop);
-    s.mode = M_SLOW;
+    s.mode = TSRV_SILENT;
     fixture_init(&f, CONF_HEALTH_HTTP, s.addr);
     loop_free(f.loop);
     f.loop = loop;
@@ -535,18 +324,18 @@ static void test_health_invalid_responses_fail_with_reason(void **unused)
     (void)unused;
     fixture_t f;
     tsrv_t s;
-    one_check(&f, &s, M_CLOSE, NULL, NULL);
+    one_check(&f, &s, TSRV_CLOSE, NULL, NULL);
     assert_int_equal(f.c->fail, 1);
     assert_string_equal(f.st->last_error, "invalid response: connection closed, no response");
     one_check_end(&f, &s);
 
-    one_check(&f, &s, M_GARBAGE, NULL, NULL);
+    one_check(&f, &s, TSRV_GARBAGE, NULL, NULL);
     assert_int_equal(f.c->fail, 1);
     assert_string_equal(f.st->last_error, "invalid response: bad_status_line");
     one_check_end(&f, &s);
 
     /* body read until close, the substring never comes: the bound ends it */
-    one_check(&f, &s, M_HUGE, NULL, "zzz");
+    one_check(&f, &s, TSRV_HUGE, NULL, "zzz");
     assert_int_equal(f.c->fail, 1);
     assert_string_equal(f.st->last_error, "response too large");
     one_check_end(&f, &s);

@@ -1,13 +1,13 @@
 /* Unit tests for src/monitor (probe.c, probe_http.c, probe_dns.c,
  * curl_loop.c): real probes over loopback sockets.
  *
- * The probes and a tiny in-test HTTP server share one loop on the test
- * thread. The server answers every request with its current status and
- * body, after its current delay, or never; the test runs the loop until a
- * condition holds. The hooks record every result and transition; the wall
- * clock is injected. HTTPS runs against a certificate made with `openssl
- * req` and served by OpenSSL on a test thread. probe_int.h gives the tests
- * the monitor's internals. */
+ * The probes and a tiny in-test HTTP server (loop_server.h) share one loop
+ * on the test thread. The server answers every request with its current
+ * status and body, after its current delay, or never; the test runs the
+ * loop until a condition holds. The hooks record every result and
+ * transition; the wall clock is injected. HTTPS runs against a certificate
+ * made with `openssl req` and served by OpenSSL on a test thread.
+ * probe_int.h gives the tests the monitor's internals. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -29,176 +29,8 @@
 #include <openssl/ssl.h>
 #include <pthread.h>
 
-#include "core/sock.h"
+#include "loop_server.h"
 #include "monitor/probe_int.h"
-
-/* ---- the in-test server ---- */
-
-typedef struct tsrv tsrv_t;
-
-typedef struct tconn {
-    loop_io_t io;
-    loop_timer_t later;
-    tsrv_t *s;
-    struct tconn *next, **pprev;
-    char in[4096];
-    size_t in_len;
-    char *out;
-    size_t out_len, out_sent;
-    bool answered;
-} tconn_t;
-
-struct tsrv {
-    loop_t *loop;
-    loop_io_t lio;
-    int port;
-    char addr[SOCK_ADDR_TEXT_MAX];
-    int status;        /* 0: never answer */
-    const char *body;  /* NULL: "ok\n" */
-    uint64_t delay_ms; /* before answering */
-    tconn_t *conns;
-    int open, max_open, accepted;
-    char last_request[1024];
-};
-
-static void tconn_free(tconn_t *c)
-{
-    loop_io_del(c->s->loop, &c->io);
-    loop_timer_stop(c->s->loop, &c->later);
-    close(c->io.fd);
-    *c->pprev = c->next;
-    if (c->next)
-        c->next->pprev = c->pprev;
-    c->s->open--;
-    free(c->out);
-    free(c);
-}
-
-static void tconn_flush(tconn_t *c)
-{
-    while (c->out_sent < c->out_len) {
-        ssize_t n = send(c->io.fd, c->out + c->out_sent, c->out_len - c->out_sent, MSG_NOSIGNAL);
-        if (n < 0 && errno == EAGAIN)
-            return;
-        if (n < 0)
-            break;
-        c->out_sent += (size_t)n;
-    }
-    tconn_free(c);
-}
-
-static void tconn_answer(tconn_t *c)
-{
-    const char *body = c->s->body ? c->s->body : "ok\n";
-    assert_true(asprintf(&c->out,
-                         "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                         c->s->status, strlen(body), body) > 0);
-    c->out_len = strlen(c->out);
-    tconn_flush(c);
-}
-
-static void tconn_later_cb(loop_t *loop, loop_timer_t *t)
-{
-    (void)loop;
-    tconn_answer(container_of(t, tconn_t, later));
-}
-
-static void tconn_cb(loop_t *loop, loop_io_t *io, uint32_t events)
-{
-    (void)events;
-    tconn_t *c = container_of(io, tconn_t, io);
-    if (c->out) {
-        tconn_flush(c);
-        return;
-    }
-    for (;;) {
-        ssize_t n = recv(io->fd, c->in + c->in_len, sizeof(c->in) - 1 - c->in_len, 0);
-        if (n < 0 && errno == EAGAIN)
-            return;
-        if (n <= 0) {
-            tconn_free(c);
-            return;
-        }
-        c->in_len += (size_t)n;
-        c->in[c->in_len] = '\0';
-        if (!c->answered && strstr(c->in, "\r\n\r\n")) {
-            tsrv_t *s = c->s;
-            c->answered = true;
-            snprintf(s->last_request, sizeof(s->last_request), "%.1023s", c->in);
-            if (s->status == 0)
-                return;
-            if (s->delay_ms) {
-                assert_int_equal(loop_timer_start(loop, &c->later, s->delay_ms), 0);
-                return;
-            }
-            tconn_answer(c);
-            return;
-        }
-    }
-}
-
-static void tsrv_accept_cb(loop_t *loop, loop_io_t *io, uint32_t events)
-{
-    (void)events;
-    tsrv_t *s = container_of(io, tsrv_t, lio);
-    for (;;) {
-        sock_addr_t peer;
-        int fd = sock_accept(io->fd, &peer);
-        if (fd < 0)
-            return;
-        tconn_t *c = calloc(1, sizeof(*c));
-        assert_non_null(c);
-        c->s = s;
-        loop_timer_init(&c->later, tconn_later_cb);
-        c->next = s->conns;
-        if (c->next)
-            c->next->pprev = &c->next;
-        c->pprev = &s->conns;
-        s->conns = c;
-        s->accepted++;
-        if (++s->open > s->max_open)
-            s->max_open = s->open;
-        assert_int_equal(loop_io_add(loop, &c->io, fd, tconn_cb), 0);
-    }
-}
-
-/* Listens on port (0: any free one). */
-static void tsrv_listen(tsrv_t *s, int port)
-{
-    char text[32];
-    snprintf(text, sizeof(text), "127.0.0.1:%d", port);
-    sock_addr_t a;
-    assert_int_equal(sock_addr_parse(text, strlen(text), &a), 0);
-    int fd = sock_listen(&a, false, 64);
-    assert_true(fd >= 0);
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
-    sock_addr_t bound = {.ss = ss, .len = len};
-    s->port = sock_addr_port(&bound);
-    snprintf(s->addr, sizeof(s->addr), "127.0.0.1:%d", s->port);
-    assert_int_equal(loop_io_add_listener(s->loop, &s->lio, fd, tsrv_accept_cb), 0);
-}
-
-static void tsrv_start(tsrv_t *s, loop_t *loop)
-{
-    memset(s, 0, sizeof(*s));
-    s->loop = loop;
-    s->status = 200;
-    tsrv_listen(s, 0);
-}
-
-/* Closes the listener and every connection: the port refuses. */
-static void tsrv_stop(tsrv_t *s)
-{
-    while (s->conns)
-        tconn_free(s->conns);
-    if (s->lio.fd >= 0) {
-        loop_io_del(s->loop, &s->lio);
-        close(s->lio.fd);
-        s->lio.fd = -1;
-    }
-}
 
 /* ---- fixture: one monitor, recording hooks ---- */
 
@@ -273,45 +105,15 @@ static void fixture_deinit(fixture_t *f)
     loop_free(f->loop);
 }
 
-typedef bool (*pred_fn)(fixture_t *f);
-
-typedef struct {
-    loop_timer_t t;
-    fixture_t *f;
-    pred_fn pred;
-    uint64_t deadline;
-    bool met;
-} waiter_t;
-
-static void waiter_cb(loop_t *loop, loop_timer_t *t)
+static bool run_until(fixture_t *f, bool (*pred)(void *f), uint64_t max_ms)
 {
-    waiter_t *w = container_of(t, waiter_t, t);
-    if (w->pred(w->f)) {
-        w->met = true;
-        loop_stop(loop);
-    } else if (loop_now(loop) >= w->deadline) {
-        loop_stop(loop);
-    } else {
-        assert_int_equal(loop_timer_start(loop, t, 1), 0);
-    }
-}
-
-/* Runs the loop until pred holds (checked every millisecond) or max_ms pass. */
-static bool run_until(fixture_t *f, pred_fn pred, uint64_t max_ms)
-{
-    if (pred(f))
-        return true;
-    waiter_t w = {.f = f, .pred = pred, .deadline = loop_now(f->loop) + max_ms};
-    loop_timer_init(&w.t, waiter_cb);
-    assert_int_equal(loop_timer_start(f->loop, &w.t, 1), 0);
-    assert_int_equal(loop_run(f->loop), 0);
-    loop_timer_stop(f->loop, &w.t);
-    return w.met;
+    return run_loop_until(f->loop, pred, f, max_ms);
 }
 
 static size_t want_results;
-static bool have_results(fixture_t *f)
+static bool have_results(void *ud)
 {
+    fixture_t *f = ud;
     return f->nresults >= want_results;
 }
 
@@ -328,22 +130,6 @@ static const probe_result_t *probe_once(fixture_t *f)
 {
     fixture_start(f);
     return next_result(f, 3000);
-}
-
-/* A port nobody listens on: bound once to learn a free port, then closed. */
-static int closed_port(void)
-{
-    sock_addr_t a;
-    assert_int_equal(sock_addr_parse("127.0.0.1:0", 11, &a), 0);
-    int fd = sock_listen(&a, false, 1);
-    assert_true(fd >= 0);
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
-    sock_addr_t bound = {.ss = ss, .len = len};
-    int port = sock_addr_port(&bound);
-    close(fd);
-    return port;
 }
 
 /* ---- HTTP ---- */
@@ -468,7 +254,7 @@ static void test_probe_http_timeout_when_the_server_does_not_answer(void **unuse
     (void)unused;
     fixture_t f;
     fixture_init(&f, PROBE_HTTP);
-    f.srv.status = 0;
+    f.srv.mode = TSRV_SILENT;
     f.spec.timeout_ms = 200;
     f.spec.interval_ms = 1000;
     const probe_result_t *r = probe_once(&f);
@@ -555,11 +341,11 @@ static probe_state_t state_of(fixture_t *f)
     assert_int_equal(probe_status(f->p, 0, &st), 0);
     return st.state;
 }
-static bool is_up(fixture_t *f)
+static bool is_up(void *f)
 {
     return state_of(f) == PROBE_UP;
 }
-static bool is_down(fixture_t *f)
+static bool is_down(void *f)
 {
     return state_of(f) == PROBE_DOWN;
 }
@@ -676,8 +462,9 @@ static void test_probe_inherit_carries_state_across_a_reload(void **unused)
 }
 
 static uint64_t want_skips;
-static bool skipped_enough(fixture_t *f)
+static bool skipped_enough(void *ud)
 {
+    fixture_t *f = ud;
     return f->p->mons[0].nskipped >= want_skips;
 }
 
@@ -686,7 +473,7 @@ static void test_probe_still_in_flight_at_the_next_tick_is_skipped(void **unused
     (void)unused;
     fixture_t f;
     fixture_init(&f, PROBE_HTTP);
-    f.srv.status = 0; /* never answers */
+    f.srv.mode = TSRV_SILENT;
     f.spec.interval_ms = 50;
     f.spec.timeout_ms = 400;
     fixture_start(&f);
@@ -720,8 +507,9 @@ static void test_probe_still_in_flight_at_the_next_tick_is_skipped(void **unused
     fixture_deinit(&f);
 }
 
-static bool in_flight(fixture_t *f)
+static bool in_flight(void *ud)
 {
+    fixture_t *f = ud;
     return f->p->mons[0].running;
 }
 
@@ -730,7 +518,7 @@ static void test_probe_free_cancels_probes_in_flight(void **unused)
     (void)unused;
     fixture_t f;
     fixture_init(&f, PROBE_HTTP);
-    f.srv.status = 0;
+    f.srv.mode = TSRV_SILENT;
     fixture_start(&f);
     assert_true(run_until(&f, in_flight, 2000));
     probe_free(f.p); /* ASan: nothing leaks, nothing is used after */
@@ -805,12 +593,11 @@ static void many_result(void *ud, size_t index, const probe_result_t *r)
         m->fail[index]++;
 }
 
-static many_t *many_seen;
-static bool many_done(fixture_t *f)
+static bool many_done(void *ud)
 {
-    (void)f;
+    many_t *m = ud;
     for (size_t i = 0; i < NMANY; i++)
-        if (many_seen->ok[i] + many_seen->fail[i] < 3)
+        if (m->ok[i] + m->fail[i] < 3)
             return false;
     return true;
 }
@@ -847,12 +634,11 @@ static void test_probe_many_monitors_share_the_loop(void **unused)
     }
     many_t seen;
     memset(&seen, 0, sizeof(seen));
-    many_seen = &seen;
     probe_hooks_t hooks = {.ud = &seen, .on_result = many_result};
     int err = 0;
     f.p = probe_new(f.loop, specs, NMANY, &hooks, &err);
     assert_non_null(f.p);
-    assert_true(run_until(&f, many_done, 10000));
+    assert_true(run_loop_until(f.loop, many_done, &seen, 10000));
     for (size_t i = 0; i < NMANY; i++)
         assert_int_equal(seen.fail[i], 0);
     fixture_deinit(&f);
