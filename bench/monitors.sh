@@ -30,9 +30,9 @@
 # step (TcpExt ListenOverflows: SYNs dropped because a target did not accept
 # in time, which turns into 1 s SYN retransmits and probe timeouts).
 #
-# Overload: probe.c re-arms each tick from when it fired, so a loop that
-# falls behind delays ticks instead of skipping them; completed/expected and
-# the timer lag show it, the skipped counter does not.
+# Overload: probe.c plans each tick from the previous planned time, so a
+# loop that falls a whole interval behind skips ticks and counts them (the
+# skipped column); lateness under an interval shows in the timer lag.
 #
 # Ports: every probe is a new connection and the prober closes first, so it
 # keeps one TIME_WAIT socket per probe for 60 s: N/10 per second, 120,000 at

@@ -279,7 +279,8 @@ static const conf_key_t server_keys[] = {
              "gets three times as many as one of weight 1."},
     {.name = "max_inflight", .type = CONF_T_INT, .def = "0", .min = "0", .max = "1000000",
      FIELD(conf_server_t, max_inflight), .doc_example = "64",
-     .help = "Most requests the server is sent at once, counted over all workers; 0: no limit. "
+     .help = "Most requests the server is sent at once through this pool, counted over all workers "
+             "(the same address in two pools has two counts); 0: no limit. "
              "A full server is passed over by the balancer; when every usable server of the "
              "pool is full the request is answered 503 with Retry-After: 1 at once (no queue, "
              "and not sent to a backup pool: the pool is busy, not down), counted in "
