@@ -15,10 +15,9 @@
  *                over one interval: over whole intervals this is exact)
  *   completed    probes that ended (ok + failed), through the on_result hook
  *   skipped      ticks that found the monitor's previous probe still in
- *                flight (probe_status().skipped). probe.c re-arms a tick
- *                from when it fired, so a loop that falls behind delays
- *                ticks rather than skipping them: completed/expected shows
- *                that first
+ *                flight, or that a loop a whole interval late let pass
+ *                (probe_status().skipped; probe.c plans each tick from the
+ *                previous planned time)
  *   in_flight    probes still running when the run ended
  *   thread_cpu_s CPU time of this thread (getrusage RUSAGE_THREAD) during
  *                the run; cpu_us_per_probe divides it by completed

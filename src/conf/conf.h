@@ -131,6 +131,7 @@ typedef struct {
     conf_hash_kind_t hash;         /* hash: source | header:NAME | cookie:NAME (balance: hash) */
     char *hash_name;               /* NAME of header:/cookie:; NULL for source */
     uint64_t slow_start_ms;        /* slow_start: weight ramp after a server comes back, 0 off */
+    uint64_t queue_timeout_ms;     /* queue_timeout: wait for a max_inflight slot, 0: none */
     size_t backup;                 /* backup: index of the DR pool; SIZE_MAX when none */
     unsigned failover_min_healthy; /* failover.min_healthy, default 1 */
     uint64_t failback_after_ms;    /* failover.failback_after, default 30s */

@@ -282,8 +282,9 @@ static const conf_key_t server_keys[] = {
      .help = "Most requests the server is sent at once through this pool, counted over all workers "
              "(the same address in two pools has two counts); 0: no limit. "
              "A full server is passed over by the balancer; when every usable server of the "
-             "pool is full the request is answered 503 with Retry-After: 1 at once (no queue, "
-             "and not sent to a backup pool: the pool is busy, not down), counted in "
+             "pool is full the request waits up to the pool's `queue_timeout` for a slot, then is "
+             "answered 503 with Retry-After: 1 (it is not sent to a backup pool: the pool is "
+             "busy, not down), counted in "
              "`surety_pool_busy_total`. In-flight requests near the limit are a `saturation` "
              "event."},
     {0},
@@ -459,6 +460,13 @@ static const conf_key_t pool_keys[] = {
      .help = "When a server comes back (up again, or no longer ejected), its weight grows "
              "from almost nothing to its full value over this time, so a cold server is not "
              "flooded; 0 gives it its full weight at once."},
+    {.name = "queue_timeout", .type = CONF_T_DURATION, .def = "1s", .min = "0", .max = "1m",
+     FIELD(conf_pool_t, queue_timeout_ms),
+     .help = "When every usable server of the pool is at its `max_inflight`, a request waits "
+             "this long for a slot, first come first served, then is answered 503 with "
+             "Retry-After: 1; 0 answers at once. The waiting requests are connections "
+             "already counted in `max_connections`: the queue needs no memory of its own. "
+             "Without `max_inflight` nothing ever waits."},
     {.name = "timeouts", .type = CONF_T_MAP, .sub = pool_timeout_keys,
      .help = "Server-side timeouts."},
     {.name = "keepalive", .type = CONF_T_INT, .def = "256", .min = "0", .max = "10000",

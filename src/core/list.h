@@ -27,6 +27,10 @@ static inline void list_insert_head(list_t *l, list_t *e)
     l->next->prev = e;
     l->next = e;
 }
+static inline void list_insert_tail(list_t *l, list_t *e)
+{
+    list_insert_head(l->prev, e);
+}
 static inline void list_remove(list_t *e)
 {
     e->prev->next = e->next;

@@ -96,6 +96,7 @@ void client_accept(worker_t *w, listener_t *l, int fd, const sock_addr_t *peer, 
     c->peer_ip_len = (uint8_t)strlen(c->peer_ip);
     loop_timer_init(&c->timer, client_timer_cb);
     list_init(&c->link);
+    list_init(&c->qlink);
     if (loop_io_add(w->loop, &c->io, fd, client_io_cb) < 0) {
         if (counted)
             shield_conn_closed(l->policy, (const struct sockaddr *)&peer->ss);
@@ -135,6 +136,7 @@ static void set_idle(client_t *c, bool idle)
 void client_close(client_t *c)
 {
     worker_t *w = c->w;
+    client_queue_remove(c);
     tx_detach_all(c);
     if (c->tx.waf_job)
         c->tx.waf_job->tag = NULL; /* the verdict finds nobody: worker.c frees the job */
@@ -584,8 +586,11 @@ static void tx_detach(client_t *c)
     if (srv) {
         STAT_DEC(srv->stats->inflight);
         c->w->pools[srv->pool].inflight[srv->index]--;
-        state_server_release(server_state(c, srv), server_max_inflight(c, srv));
+        unsigned max = server_max_inflight(c, srv);
+        state_server_release(server_state(c, srv), max);
         c->tx.server = NULL;
+        if (max)
+            client_queue_kick(c->w); /* a slot came free: a waiting request may take it */
     }
 }
 
@@ -759,7 +764,12 @@ static int tx_connect(client_t *c, const buf_t *head, int fail_status, bool retr
         server_t *srv = pick_server(c);
         if (!srv && c->tx.busy && !c->tx.ntried) {
             /* the servers are all at max_inflight: the pool is busy, not
-             * down, and another attempt soon may well get in */
+             * down; the request waits for a slot (queue_timeout), and when
+             * it may not, another attempt soon may well get in */
+            uint64_t timeout = c->w->conf->pools[c->tx.pool].queue_timeout_ms;
+            if (timeout && (!c->tx.queued_ms ||
+                            loop_now(c->w->loop) - c->tx.queued_ms < timeout))
+                return client_queue_add(c, c->tx.pool);
             STAT_INC(c->w->stats->pools[c->tx.pool].busy);
             snprintf(c->tx.extra, sizeof(c->tx.extra), "Retry-After: 1\r\n");
             return tx_fail(c, 503);
@@ -865,6 +875,7 @@ static int tx_start(client_t *c, http_request_t *req)
     size_t keep = c->w->conf->pools[c->tx.pool].retry.body;
     c->tx.replayable = req->body == HTTP_BODY_NONE ||
                        (req->body == HTTP_BODY_LENGTH && req->content_length <= keep);
+    buf_deinit(&c->tx.replay); /* a request back from the queue passes here again */
     buf_init(&c->tx.replay,
              req->body == HTTP_BODY_LENGTH && c->tx.replayable ? (size_t)req->content_length : 0);
     if (c->w->conf->pools[c->tx.pool].balance == CONF_BALANCE_HASH)
@@ -1395,6 +1406,8 @@ void client_run(client_t *c)
         case CL_WAF:
             r = client_waf_step(c);
             break;
+        case CL_QUEUED: /* its turn comes from the queue (client_queue.c) */
+            break;
         }
         if (r != PROGRESS)
             return;
@@ -1431,6 +1444,10 @@ static void client_timer_cb(loop_t *loop, loop_timer_t *t)
         if (c->l->policy)
             client_shield_event(c, c->l->policy, SHIELD_SLOW_HEADER, 408, NULL);
         if (tx_fail(c, 408) == CLOSED)
+            return;
+        break;
+    case CL_QUEUED:
+        if (client_queue_expired(c) == CLOSED)
             return;
         break;
     case CL_WAF:

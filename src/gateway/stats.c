@@ -321,9 +321,11 @@ static void write_pools(prom_t *p, const conf_t *conf, stats_t *const *per_worke
          "or its backups.",
          offsetof(stats_pool_t, no_server), PROM_COUNTER},
         {"surety_pool_busy_total",
-         "Requests answered 503 at once because every usable server of the pool had "
-         "max_inflight requests.",
+         "Requests answered 503 because every usable server of the pool had max_inflight "
+         "requests, at once or after queue_timeout.",
          offsetof(stats_pool_t, busy), PROM_COUNTER},
+        {"surety_pool_queued", "Requests waiting for a max_inflight slot now (queue_timeout).",
+         offsetof(stats_pool_t, queued), PROM_GAUGE},
     };
     for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
         prom_family(p, simple[i].name, simple[i].type, simple[i].help);

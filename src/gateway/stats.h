@@ -78,6 +78,7 @@ typedef struct {
     uint64_t budget_exhausted;  /* retries refused by the retry budget */
     uint64_t no_server;         /* requests that found no usable server (503) */
     uint64_t busy;              /* requests refused: every open server at max_inflight (503) */
+    uint64_t queued;            /* gauge: requests waiting for a max_inflight slot now */
 } stats_pool_t;
 
 typedef struct {

@@ -370,6 +370,8 @@ worker_t *worker_new(conf_t *conf, unsigned id, const int *listen_fds, access_lo
             most = conf->pools[p].nservers;
     w->usable = calloc(most, sizeof(*w->usable));
     list_init(&w->clients);
+    list_init(&w->queued);
+    loop_timer_init(&w->queue_timer, client_queue_timer_cb);
     loop_timer_init(&w->drain_timer, drain_timer_cb);
     loop_timer_init(&w->resume_timer, resume_timer_cb);
     w->loop = loop_new();

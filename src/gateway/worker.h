@@ -95,6 +95,9 @@ struct worker {
     uint64_t rng;             /* p2c draws */
     unsigned nclients;
     list_t clients; /* client_t.link */
+    list_t queued;  /* client_t.qlink: waiting for a max_inflight slot, oldest first */
+    unsigned nqueued;
+    loop_timer_t queue_timer; /* armed while anything waits: client_queue_pass() */
     access_log_writer_t alog;
     uint64_t reqid_seed, reqid_counter;
     unsigned **weights;      /* [pool][server], for the balancer */
@@ -145,6 +148,7 @@ enum client_state {
     CL_TUNNEL,   /* after 101 Switching Protocols: bytes both ways */
     CL_CLOSING,  /* flushing a final answer, then close */
     CL_WAF,      /* request head (and body prefix) held for the WAF's verdict */
+    CL_QUEUED,   /* request head held until a server of the pool has room (max_inflight) */
 };
 
 /* Body framing progress of one direction. */
@@ -173,6 +177,7 @@ struct client {
     loop_timer_t timer;
     upstream_t *up;
     list_t link;
+    list_t qlink;          /* in worker_t.queued while CL_QUEUED, else linked to itself */
     const shield_policy_t *conn_policy; /* counted by the shield at accept: release */
     tls_conn_t tls;       /* TLS listeners: the session; tls.ssl NULL for plain HTTP */
     bool tls_trim_due;    /* idle: the timer first trims TLS buffers, then waits idle_left_ms */
@@ -208,6 +213,7 @@ struct client {
         size_t head_up_len;     /* length of the rewritten head at the start of up->out */
         size_t skip_pool;       /* 1 + a pool whose retry budget refused this retry; 0 none */
         bool busy;              /* no server chosen: every open one was at max_inflight */
+        uint64_t queued_ms;     /* when it first waited for a max_inflight slot; 0: never */
         uint64_t hash_key;      /* balance: hash, computed from the request head */
         uint64_t sent_ms;       /* when the request went to the current server (p2c-ewma) */
         size_t req_head_sent;  /* bytes of up->out already sent */
@@ -266,6 +272,19 @@ str_t client_request_key(const client_t *c, const http_request_t *req, conf_hash
 /* The next run of chunk data in p[0, len), framing skipped (see client.c). */
 int client_dechunk_next(http_chunked_t *ch, const char *p, size_t len, size_t *ret_used,
                         size_t *ret_off, size_t *ret_len, http_reject_t *ret_reason);
+
+/* client_queue.c: requests waiting for a max_inflight slot. */
+/* Holds c's request (its head stays in c->in) until the pool has room or
+ * its queue_timeout passes; a step result (STEP_IDLE). */
+int client_queue_add(client_t *c, size_t pool);
+/* Takes c out of the queue (closing, or its wait ended). */
+void client_queue_remove(client_t *c);
+/* queue_timer: hands waiting requests, oldest first, to pools with room. */
+void client_queue_timer_cb(loop_t *loop, loop_timer_t *t);
+/* A slot of a server of this worker came free: look at the queue soon. */
+void client_queue_kick(worker_t *w);
+/* c's wait is over (queue_timeout): 503 with Retry-After. A step result. */
+int client_queue_expired(client_t *c);
 
 /* client_tls.c: TLS on the client side (see there for readiness rules). */
 bool client_tls_start(client_t *c, int fd);

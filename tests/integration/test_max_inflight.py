@@ -1,7 +1,8 @@
 """Per-server max_inflight: a server never has more requests at once than
 its limit, counted over all workers; a full server is passed over; a pool
-whose servers are all full answers 503 with Retry-After at once (not
-queued, not failed over); near the limit is a saturation event."""
+whose servers are all full queues requests for queue_timeout, first come
+first served, then answers 503 with Retry-After (and is not failed over);
+near the limit is a saturation event."""
 
 import json
 import subprocess
@@ -9,7 +10,7 @@ import threading
 import time
 
 import harness
-from httpio import simple_get
+from httpio import RawClient, simple_get
 from test_availability import Ctl, who
 
 
@@ -54,10 +55,13 @@ def server(b, max_inflight):
     return {"address": b.address, "max_inflight": max_inflight}
 
 
+NO_QUEUE = {"queue_timeout": "0"}
+
+
 def test_a_full_pool_answers_503_with_retry_after_and_never_exceeds_the_limit(env):
     ctl = Counting(delay=1.5)
     slow = env.backend("slow", handler=ctl)
-    s = env.surety(harness.simple_config([server(slow, 2)], workers=2))
+    s = env.surety(harness.simple_config([server(slow, 2)], pool=NO_QUEUE, workers=2))
     rs = at_once(s.port(), 6)
     codes = sorted(r.status for r in rs)
     assert codes == [200, 200, 503, 503, 503, 503], codes
@@ -93,7 +97,7 @@ def test_a_full_server_is_passed_over_for_one_with_room(env):
 def test_a_busy_pool_is_not_failed_over(env):
     main = env.backend("main", handler=Ctl(delay=1.0))
     dr = env.backend("dr")
-    cfg = harness.simple_config([server(main, 1)], pool={"backup": "dr"})
+    cfg = harness.simple_config([server(main, 1)], pool={"backup": "dr", **NO_QUEUE})
     cfg["pools"]["dr"] = {"servers": [dr.address]}
     s = env.surety(cfg)
     rs = at_once(s.port(), 3)
@@ -122,3 +126,82 @@ def test_requests_near_the_limit_are_a_saturation_event(env):
     kinds = [e["kind"] for e in reversed(evs)]  # newest first in the API
     assert kinds[:2] == ["saturation", "saturation_cleared"], kinds
     s.wait_stderr("max_inflight (2)")
+
+
+def test_requests_wait_for_a_slot_in_the_queue_over_two_workers(env):
+    ctl = Counting(delay=0.3)
+    b = env.backend("b", handler=ctl)
+    s = env.surety(harness.simple_config([server(b, 1)], pool={"queue_timeout": "10s"},
+                                         workers=2))
+    t0 = time.monotonic()
+    rs = at_once(s.port(), 4)
+    took = time.monotonic() - t0
+    assert [r.status for r in rs] == [200] * 4
+    assert ctl.most == 1, "the server had %d requests at once" % ctl.most
+    assert took >= 4 * 0.3 - 0.05, took  # one after another
+    m = s.metrics()
+    assert m.get("surety_pool_queued", pool="site") == 0
+    assert m.get("surety_pool_busy_total", pool="site") == 0
+
+
+def test_the_queue_is_first_come_first_served(env):
+    ctl = Counting(delay=0.3)
+    b = env.backend("b", handler=ctl)
+    s = env.surety(harness.simple_config([server(b, 1)], pool={"queue_timeout": "10s"}))
+    out = {}
+
+    def one(i):
+        out[i] = simple_get(s.port(), "/n%d" % i, timeout=20)
+
+    ts = []
+    for i in range(5):  # each sent 50 ms after the one before
+        ts.append(threading.Thread(target=one, args=(i,)))
+        ts[-1].start()
+        time.sleep(0.05)
+    for t in ts:
+        t.join(30)
+    assert [out[i].status for i in range(5)] == [200] * 5
+    assert [r.path for r in b.requests] == ["/n%d" % i for i in range(5)]
+
+
+def test_a_request_that_waits_longer_than_queue_timeout_gets_503(env):
+    b = env.backend("b", handler=Ctl(delay=2.0))
+    s = env.surety(harness.simple_config([server(b, 1)], pool={"queue_timeout": "300ms"}))
+    first = threading.Thread(target=simple_get, args=(s.port(), "/"), kwargs={"timeout": 10})
+    first.start()
+    time.sleep(0.2)  # the first holds the only slot
+    t0 = time.monotonic()
+    r = simple_get(s.port(), "/", timeout=10)
+    waited = time.monotonic() - t0
+    first.join(10)
+    assert r.status == 503 and r.headers.get("Retry-After") == "1", r
+    assert 0.25 <= waited < 1.5, waited
+    m = s.metrics()
+    assert m.get("surety_pool_busy_total", pool="site") == 1
+    assert m.get("surety_pool_queued", pool="site") == 0
+
+
+def test_a_client_gone_from_the_queue_and_a_reload_leave_the_others_served(env):
+    from test_reload import reload_cli
+    b = env.backend("b", handler=Ctl(delay=1.0))
+    cfg = harness.simple_config([server(b, 1)], pool={"queue_timeout": "10s"})
+    s = env.surety(cfg)
+    first = threading.Thread(target=simple_get, args=(s.port(), "/first"),
+                             kwargs={"timeout": 10})
+    first.start()
+    time.sleep(0.2)  # /first holds the slot
+    gone = RawClient(s.port())
+    gone.send(b"GET /gone HTTP/1.1\r\nHost: x\r\n\r\n")
+    out = {}
+    waiter = threading.Thread(target=lambda: out.update(r=simple_get(s.port(), "/waits",
+                                                                     timeout=20)))
+    waiter.start()
+    time.sleep(0.2)
+    assert s.metrics(settle=False).get("surety_pool_queued", pool="site") == 2
+    gone.close()  # leaves while queued
+    assert reload_cli(s).returncode == 0  # the old workers keep their queue while they drain
+    first.join(10)
+    waiter.join(20)
+    assert out["r"].status == 200
+    assert s.metrics().get("surety_pool_queued", pool="site") == 0
+    assert simple_get(s.port(), "/after").status == 200
