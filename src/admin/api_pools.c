@@ -106,6 +106,9 @@ static int write_text(const api_pools_t *a, admin_response_t *res, uint64_t now)
                               state_pool_usable(ps, now), ps->nservers);
         if (serving != p)
             admin_response_printf(res, ", FAILED OVER to %s", conf->pools[serving].name);
+        int64_t queued = gateway_pool_queued(a->gateway, a->state, p);
+        if (queued)
+            admin_response_printf(res, ", %lld waiting for a max_inflight slot", (long long)queued);
         if (conf->pools[p].backup != SIZE_MAX)
             admin_response_printf(res, " (backup %s, %llu failovers/failbacks)",
                                   conf->pools[conf->pools[p].backup].name,
@@ -175,6 +178,7 @@ int api_pools_get(const admin_request_t *req, admin_response_t *res, void *ud)
                                              : json_string(a->conf->pools[pc->backup].name));
         json_object_set_new(o, "failovers", json_integer((json_int_t)ps->failovers));
         json_object_set_new(o, "usable", json_integer((json_int_t)state_pool_usable(ps, now)));
+        json_object_set_new(o, "queued", json_integer(gateway_pool_queued(a->gateway, a->state, p)));
         json_t *servers = json_array();
         for (size_t i = 0; i < ps->nservers; i++)
             json_array_append_new(servers, server_json(a, p, i, now));

@@ -447,16 +447,33 @@ uint64_t gateway_generation(gateway_t *g)
     return n;
 }
 
-int64_t gateway_server_inflight(gateway_t *g, const state_t *state, size_t pool, size_t server)
+/* A gauge summed over the workers of the generation whose state this is
+ * (0 for another generation's): a server's in-flight requests, or with
+ * server SIZE_MAX the pool's queued ones. */
+static int64_t current_gauge(gateway_t *g, const state_t *state, size_t pool, size_t server)
 {
     int64_t n = 0;
     pthread_mutex_lock(&g->lock);
     gen_t *gen = g->cur;
     if (gen->state == state)
-        for (unsigned w = 0; w < gen->nworkers; w++)
-            n += STAT_GET(gen->stats[w]->servers[pool][server].inflight);
+        for (unsigned w = 0; w < gen->nworkers; w++) {
+            if (server == SIZE_MAX)
+                n += STAT_GET(gen->stats[w]->pools[pool].queued);
+            else
+                n += STAT_GET(gen->stats[w]->servers[pool][server].inflight);
+        }
     pthread_mutex_unlock(&g->lock);
     return n;
+}
+
+int64_t gateway_server_inflight(gateway_t *g, const state_t *state, size_t pool, size_t server)
+{
+    return current_gauge(g, state, pool, server);
+}
+
+int64_t gateway_pool_queued(gateway_t *g, const state_t *state, size_t pool)
+{
+    return current_gauge(g, state, pool, SIZE_MAX);
 }
 
 state_t *gateway_state(gateway_t *g)

@@ -66,6 +66,8 @@ state_t *gateway_state(gateway_t *g);
 /* Requests in flight to one server of the generation whose state this is,
  * summed over its workers (0 for another generation's state); any thread. */
 int64_t gateway_server_inflight(gateway_t *g, const state_t *state, size_t pool, size_t server);
+/* Requests of a pool waiting for a max_inflight slot, likewise. */
+int64_t gateway_pool_queued(gateway_t *g, const state_t *state, size_t pool);
 
 /* Request SLIs for the objectives (issue 6): cumulative counts since start,
  * monotonic across reloads for listeners and routes whose names stay, so

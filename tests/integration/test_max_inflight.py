@@ -198,6 +198,10 @@ def test_a_client_gone_from_the_queue_and_a_reload_leave_the_others_served(env):
     waiter.start()
     time.sleep(0.2)
     assert s.metrics(settle=False).get("surety_pool_queued", pool="site") == 2
+    assert json.loads(s.admin_get("/api/v1/pools").body)["pools"][0]["queued"] == 2
+    st = subprocess.run([harness.surety_binary(), "status", "-c", str(s.config_path)],
+                        capture_output=True, text=True, env=harness.sanitizer_env())
+    assert "2 waiting for a max_inflight slot" in st.stdout, st.stdout
     gone.close()  # leaves while queued
     assert reload_cli(s).returncode == 0  # the old workers keep their queue while they drain
     first.join(10)
