@@ -79,6 +79,8 @@ SLI_ON_PORT=$((BASE + 13))
 SLI_ON_ADMIN=$((BASE + 14))
 SLI_OFF_PORT=$((BASE + 15))
 SLI_OFF_ADMIN=$((BASE + 16))
+LIMITED_PORT=$((BASE + 17))
+LIMITED_ADMIN=$((BASE + 18))
 PROXY_SCHEME=http
 
 if [ "$(nproc)" -ge 2 ]; then
@@ -168,13 +170,15 @@ wait_http "http://127.0.0.1:$BACKEND_PORT/small" 200 10 || exit 1
 # --- proxies --------------------------------------------------------------------
 # surety_variant NAME PORT ADMIN_PORT SHIELD_JSON [LISTENER_JSON [TOP_JSON]]:
 # the shield policy (empty: none), more keys of the listener ("tls": ...),
-# more top-level keys ("objectives": ...); SURETY_VARIANT_ENV: env settings
+# more top-level keys ("objectives": ...); SURETY_VARIANT_ENV: env settings,
+# SURETY_VARIANT_SERVER: the pool's server (default its address)
 surety_variant() {
     if [ ! -x "$SURETY_BIN" ]; then
         echo "bench: $SURETY_BIN not built: $1 column skipped (make build)" >&2
         return 1
     fi
     local dir="$TMP/$1" shield="" ref="${5:+, $5}"
+    local server=${SURETY_VARIANT_SERVER:-"\"127.0.0.1:$BACKEND_PORT\""}
     mkdir -p "$dir"
     if [ -n "$4" ]; then
         shield=", \"shield\": { \"p\": $4 }, \"security\": { \"waf_threads\": 1 }"
@@ -187,7 +191,7 @@ surety_variant() {
   "admin": { "listen": "127.0.0.1:$3" },
   "log": { "access": "off", "security": "security.log" },
   "listeners": { "web": { "listen": "127.0.0.1:$2", "routes": [ { "pool": "be" } ]$ref } },
-  "pools": { "be": { "servers": [ "127.0.0.1:$BACKEND_PORT" ] } }$shield${6:+, $6}
+  "pools": { "be": { "servers": [ $server ] } }$shield${6:+, $6}
 }
 EOF
     # taskset pins every thread of the process (WAF threads included) to one CPU
@@ -244,6 +248,14 @@ start_surety_sli_off() {
 
 start_surety() {
     surety_variant surety "$SURETY_PORT" "$SURETY_ADMIN" ""
+}
+
+# max_inflight (the server's shared in-flight count, reserved by
+# compare-and-swap on every request) set far above what the benchmark
+# sends: the bookkeeping is measured, not the limit
+start_surety_limited() {
+    SURETY_VARIANT_SERVER="{ \"address\": \"127.0.0.1:$BACKEND_PORT\", \"max_inflight\": 100000 }" \
+        surety_variant surety_limited "$LIMITED_PORT" "$LIMITED_ADMIN" ""
 }
 
 # 100,000 deny entries nobody in the benchmark matches (benchmarking and
@@ -515,7 +527,8 @@ for key in dict.fromkeys((r["proxy"], r["size"]) for r in samples):
     for f in ("rps", "p50", "p99", "cpu_us"):
         row[f] = statistics.median(r[f] for r in group)
     rows.append(row)
-order = {"surety": 0, "surety_sli_off": 0, "surety_sli_on": 0, "surety_limits": 1,
+order = {"surety": 0, "surety_sli_off": 0, "surety_sli_on": 0, "surety_limited": 0,
+         "surety_limits": 1,
          "surety_waf": 2, "surety_tls": 3, "haproxy": 4,
          "haproxy_tls": 5, "nginx": 6, "nginx_waf": 7}
 rows.sort(key=lambda r: (order.get(r["proxy"], 9), r["size"] != "small"))
