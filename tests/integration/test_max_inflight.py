@@ -144,23 +144,30 @@ def test_requests_wait_for_a_slot_in_the_queue_over_two_workers(env):
     assert m.get("surety_pool_busy_total", pool="site") == 0
 
 
+def wait_queued(s, n, timeout=10):
+    """Until n requests of pool site wait for a slot."""
+    deadline = time.monotonic() + timeout
+    while s.metrics(settle=False).get("surety_pool_queued", pool="site") != n:
+        assert time.monotonic() < deadline, "never %d queued" % n
+        time.sleep(0.02)
+
+
 def test_the_queue_is_first_come_first_served(env):
     ctl = Counting(delay=0.3)
     b = env.backend("b", handler=ctl)
     s = env.surety(harness.simple_config([server(b, 1)], pool={"queue_timeout": "10s"}))
-    out = {}
-
-    def one(i):
-        out[i] = simple_get(s.port(), "/n%d" % i, timeout=20)
-
-    ts = []
-    for i in range(5):  # each sent 50 ms after the one before
-        ts.append(threading.Thread(target=one, args=(i,)))
-        ts[-1].start()
-        time.sleep(0.05)
-    for t in ts:
-        t.join(30)
-    assert [out[i].status for i in range(5)] == [200] * 5
+    clients = []
+    for i in range(5):  # each sent once the one before holds the slot or waits
+        c = RawClient(s.port(), timeout=20)
+        c.send(("GET /n%d HTTP/1.1\r\nHost: x\r\n\r\n" % i).encode())
+        clients.append(c)
+        if i == 0:
+            assert b.wait_requests(1)
+        else:
+            wait_queued(s, i)
+    for c in clients:
+        assert c.read_response().status == 200
+        c.close()
     assert [r.path for r in b.requests] == ["/n%d" % i for i in range(5)]
 
 
@@ -169,7 +176,7 @@ def test_a_request_that_waits_longer_than_queue_timeout_gets_503(env):
     s = env.surety(harness.simple_config([server(b, 1)], pool={"queue_timeout": "300ms"}))
     first = threading.Thread(target=simple_get, args=(s.port(), "/"), kwargs={"timeout": 10})
     first.start()
-    time.sleep(0.2)  # the first holds the only slot
+    assert b.wait_requests(1)  # the first holds the only slot
     t0 = time.monotonic()
     r = simple_get(s.port(), "/", timeout=10)
     waited = time.monotonic() - t0
@@ -189,15 +196,14 @@ def test_a_client_gone_from_the_queue_and_a_reload_leave_the_others_served(env):
     first = threading.Thread(target=simple_get, args=(s.port(), "/first"),
                              kwargs={"timeout": 10})
     first.start()
-    time.sleep(0.2)  # /first holds the slot
+    assert b.wait_requests(1)  # /first holds the slot
     gone = RawClient(s.port())
     gone.send(b"GET /gone HTTP/1.1\r\nHost: x\r\n\r\n")
     out = {}
     waiter = threading.Thread(target=lambda: out.update(r=simple_get(s.port(), "/waits",
                                                                      timeout=20)))
     waiter.start()
-    time.sleep(0.2)
-    assert s.metrics(settle=False).get("surety_pool_queued", pool="site") == 2
+    wait_queued(s, 2)
     assert json.loads(s.admin_get("/api/v1/pools").body)["pools"][0]["queued"] == 2
     st = subprocess.run([harness.surety_binary(), "status", "-c", str(s.config_path)],
                         capture_output=True, text=True, env=harness.sanitizer_env())
