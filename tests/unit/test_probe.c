@@ -468,6 +468,34 @@ static bool skipped_enough(void *ud)
     return f->p->mons[0].nskipped >= want_skips;
 }
 
+/* A timer callback that keeps the loop busy (a loop running late). */
+static void stall_cb(loop_t *loop, loop_timer_t *t)
+{
+    (void)loop;
+    (void)t;
+    usleep(230 * 1000);
+}
+
+static void test_a_loop_late_by_whole_intervals_counts_the_ticks_it_missed(void **unused)
+{
+    (void)unused;
+    fixture_t f;
+    fixture_init(&f, PROBE_HTTP);
+    f.spec.interval_ms = 50;
+    f.spec.timeout_ms = 40;
+    fixture_start(&f);
+    assert_non_null(next_result(&f, 2000)); /* running, nothing skipped */
+    assert_int_equal(f.p->mons[0].nskipped, 0);
+    loop_timer_t stall;
+    loop_timer_init(&stall, stall_cb);
+    assert_int_equal(loop_timer_start(f.loop, &stall, 1), 0);
+    /* 230 ms late: the ticks due meanwhile (four of 50 ms) are counted as
+     * skipped, not run late one after another */
+    want_skips = 3;
+    assert_true(run_until(&f, skipped_enough, 2000));
+    fixture_deinit(&f);
+}
+
 static void test_probe_still_in_flight_at_the_next_tick_is_skipped(void **unused)
 {
     (void)unused;
@@ -846,6 +874,7 @@ int main(void)
         cmocka_unit_test(test_probe_down_after_and_up_after_with_the_server_off_then_on),
         cmocka_unit_test(test_probe_unknown_needs_down_after_failures_to_go_down),
         cmocka_unit_test(test_probe_still_in_flight_at_the_next_tick_is_skipped),
+        cmocka_unit_test(test_a_loop_late_by_whole_intervals_counts_the_ticks_it_missed),
         cmocka_unit_test(test_probe_inherit_carries_state_across_a_reload),
         cmocka_unit_test(test_probe_free_cancels_probes_in_flight),
         cmocka_unit_test(test_probe_new_rejects_specs_that_cannot_run),
