@@ -528,6 +528,7 @@ static server_t *pick_server(client_t *c)
     const conf_t *conf = w->conf;
     uint64_t now = loop_now(w->loop);
     size_t cur = state_serving(w->state, c->tx.pool);
+    c->tx.busy = false; /* this pick's verdict only */
     for (size_t hops = 0; cur != SIZE_MAX && hops <= conf->npools;
          cur = conf->pools[cur].backup, hops++) {
         const pool_state_t *ps = &w->state->pools[cur];

@@ -215,3 +215,29 @@ def test_a_client_gone_from_the_queue_and_a_reload_leave_the_others_served(env):
     assert out["r"].status == 200
     assert s.metrics().get("surety_pool_queued", pool="site") == 0
     assert simple_get(s.port(), "/after").status == 200
+
+
+def test_a_queued_request_whose_servers_go_away_is_answered_at_once(env):
+    """Queued behind a busy server that is then disabled: nothing is usable
+    any more, so the request is answered 503 (no server) at once, not kept
+    until queue_timeout as if the pool were still busy."""
+    b = env.backend("b", handler=Ctl(delay=1.0))
+    s = env.surety(harness.simple_config([server(b, 1)], pool={"queue_timeout": "20s"}))
+    first = threading.Thread(target=simple_get, args=(s.port(), "/first"),
+                             kwargs={"timeout": 10})
+    first.start()
+    assert b.wait_requests(1)
+    out = {}
+    waiter = threading.Thread(target=lambda: out.update(r=simple_get(s.port(), "/waits",
+                                                                     timeout=30)))
+    waiter.start()
+    wait_queued(s, 1)
+    t0 = time.monotonic()
+    r = s.admin_post("/api/v1/servers/disable?pool=site&server=%s" % b.address)
+    assert r.status == 200, r
+    waiter.join(30)
+    first.join(10)
+    assert out["r"].status == 503 and time.monotonic() - t0 < 5
+    m = s.metrics()
+    assert m.get("surety_pool_no_server_total", pool="site") == 1
+    assert m.get("surety_pool_busy_total", pool="site") == 0
