@@ -3,10 +3,14 @@
  * bounded drain), the statistics and their Prometheus exposition. See
  * store.h for the contract and store_int.h for how the files divide. */
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "store/store_int.h"
 
@@ -80,10 +84,60 @@ static int init_sync(store_t *s)
     return rc;
 }
 
+/* One writing process per store file: two would each keep their own
+ * objectives' minutes and interleave rollups, and their retention passes
+ * would race. SQLite's own locks only serialise the writes, so the file
+ * gets an exclusive flock() on PATH.lock for as long as it is open; the
+ * kernel drops it when the process ends, however it ends (kill -9
+ * included), so nothing stale is left behind. The lock file holds the
+ * owner's pid, for the error message. Returns the descriptor or -1 with
+ * the reason in err. */
+static int lock_store(const char *path, char *err, size_t errlen)
+{
+    char name[4096];
+    if ((size_t)snprintf(name, sizeof(name), "%s.lock", path) >= sizeof(name)) {
+        snprintf(err, errlen, "store %s: path too long", path);
+        return -1;
+    }
+    int fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT) /* as the database itself would say */
+            snprintf(err, errlen, "store %s: directory %s does not exist", path, dirname(name));
+        else
+            snprintf(err, errlen, "store %s: cannot create %s: %s", path, name, strerror(e));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[24] = "";
+        ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (e == EWOULDBLOCK)
+            snprintf(err, errlen,
+                     "store %s: in use by another surety (pid %s); one process per store file: "
+                     "give this one its own `store.sqlite` or `data_dir`",
+                     path, pid[0] ? pid : "unknown");
+        else
+            snprintf(err, errlen, "store %s: cannot lock %s: %s", path, name, strerror(e));
+        close(fd);
+        return -1;
+    }
+    char pid[24];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+        /* the pid is only for the message: the lock holds without it */
+    }
+    return fd;
+}
+
 /* Frees what store_open() made; the thread has stopped. */
 static void store_free(store_t *s)
 {
     store_db_close(s);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the flock */
     for (size_t i = 0; s->ring && i < s->cap; i++)
         store_rec_free(s->ring[i]);
     free(s->ring);
@@ -106,6 +160,11 @@ store_t *store_open(const store_opts_t *opts, char *err, size_t errlen)
     if (!s || init_sync(s) != 0) {
         free(s);
         snprintf(err, errlen, "store %s: out of memory", opts->path);
+        return NULL;
+    }
+    s->lock_fd = lock_store(opts->path, err, errlen);
+    if (s->lock_fd < 0) {
+        store_free(s);
         return NULL;
     }
     s->o = *opts;

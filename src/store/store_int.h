@@ -79,6 +79,7 @@ enum {
 struct store {
     store_opts_t o; /* path and bounds point at the copies below */
     char *path;
+    int lock_fd; /* PATH.lock, flock()ed while open: one process per file */
     double bounds[STORE_BUCKETS_MAX];
 
     sqlite3 *wdb; /* store thread */

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import http.server
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -453,3 +454,21 @@ def test_a_rotated_webhook_secret_is_used_after_a_reload(env, tmp_path, hooks):
     assert hooks.wait(n + 1, 10), "nothing sent after the secret changed"
     h, b = hooks.posts[n]
     assert signature_ok(h, b, secret=b"rotated-key") and not signature_ok(h, b)
+
+
+def test_a_second_surety_on_the_same_store_file_is_refused(env, tmp_path):
+    """One process per store file: a second one says who has it and does not
+    start; once the first is gone (even by kill -9) the file is free."""
+    db = tmp_path / "shared.db"
+    b = env.backend("app")
+    first = env.surety(harness.simple_config([b], store={"sqlite": str(db)}))
+    second = env.surety(harness.simple_config([b], store={"sqlite": str(db)}), start=False)
+    r = subprocess.run([second.binary, "run", "-c", str(second.config_path)],
+                       capture_output=True, text=True, timeout=30, env=harness.sanitizer_env(),
+                       cwd=str(second.workdir))
+    assert r.returncode != 0
+    assert "store %s: in use by another surety (pid %d)" % (db, first.pid) in r.stderr, r.stderr
+    first.expect_exit = True
+    first.stop(signal.SIGKILL)
+    second.start()  # the kernel dropped the lock with the process
+    assert second.proc.poll() is None

@@ -163,6 +163,21 @@ static void test_open_refuses_a_newer_schema(void **state)
     assert_non_null(strstr(err, "schema version 7 is newer than this surety knows (1)"));
 }
 
+static void test_a_second_open_of_one_file_is_refused_until_the_first_closes(void **state)
+{
+    (void)state;
+    store_opts_t o = opts();
+    char err[512] = "", pid[32];
+    store_t *first = open_ok(&o);
+    assert_null(store_open(&o, err, sizeof(err)));
+    snprintf(pid, sizeof(pid), "(pid %ld)", (long)getpid());
+    assert_non_null(strstr(err, dbpath));
+    assert_non_null(strstr(err, "in use by another surety"));
+    assert_non_null(strstr(err, pid));
+    store_close(first);
+    store_close(open_ok(&o)); /* the lock went with the first */
+}
+
 static void test_open_names_the_path_when_its_directory_is_missing(void **state)
 {
     (void)state;
@@ -748,6 +763,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_creates_schema_in_wal_mode_and_reopens, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_open_refuses_a_newer_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_second_open_of_one_file_is_refused_until_the_first_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_names_the_path_when_its_directory_is_missing,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_refuses_other_buckets_and_non_databases, setup,
