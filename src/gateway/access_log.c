@@ -259,6 +259,8 @@ void access_log_add(access_log_writer_t *w, const access_log_entry_t *e)
                               ",\"duration_s\":%.6f",
                               e->status, (unsigned long long)e->bytes_in,
                               (unsigned long long)e->bytes_out, (double)e->duration_us / 1e6);
+    if (e->queued && o + 40 < cap)
+        o += (size_t)snprintf(line + o, cap - o, ",\"queue_s\":%.3f", (double)e->queue_ms / 1e3);
     if (e->request_id && e->request_id[0])
         put_str(line, &o, cap, "request_id", e->request_id, strlen(e->request_id));
     if (e->reject)

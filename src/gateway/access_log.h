@@ -45,6 +45,8 @@ typedef struct {
     int status;
     uint64_t bytes_in, bytes_out;
     uint64_t duration_us;
+    bool queued;       /* it waited for a max_inflight slot ... */
+    uint64_t queue_ms; /* ... this long in all */
     const char *request_id;
     const char *reject; /* parser rejection reason, or NULL */
 } access_log_entry_t;

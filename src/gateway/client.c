@@ -296,6 +296,8 @@ static void tx_log(client_t *c)
         .bytes_in = c->tx.bytes_in,
         .bytes_out = c->tx.bytes_out,
         .duration_us = dur,
+        .queued = c->tx.queued_ms != 0,
+        .queue_ms = c->tx.queue_wait_ms,
         .request_id = c->tx.request_id,
         .reject = c->tx.reject ? http_reject_name(c->tx.reject) : NULL,
     };

@@ -74,6 +74,7 @@ void client_queue_remove(client_t *c)
     if (!queued(c))
         return;
     list_remove(&c->qlink);
+    c->tx.queue_wait_ms = loop_now(c->w->loop) - c->tx.queued_ms;
     c->w->nqueued--;
     STAT_DEC(c->w->stats->pools[c->tx.pool].queued);
 }

@@ -214,6 +214,7 @@ struct client {
         size_t skip_pool;       /* 1 + a pool whose retry budget refused this retry; 0 none */
         bool busy;              /* no server chosen: every open one was at max_inflight */
         uint64_t queued_ms;     /* when it first waited for a max_inflight slot; 0: never */
+        uint64_t queue_wait_ms; /* from then to when it last left the queue (access log) */
         uint64_t hash_key;      /* balance: hash, computed from the request head */
         uint64_t sent_ms;       /* when the request went to the current server (p2c-ewma) */
         size_t req_head_sent;  /* bytes of up->out already sent */

@@ -153,13 +153,15 @@ def wait_queued(s, n, timeout=10):
 
 
 def test_the_queue_is_first_come_first_served(env):
-    ctl = Counting(delay=0.3)
-    b = env.backend("b", handler=ctl)
+    b = env.backend("b", handler=Ctl())
     s = env.surety(harness.simple_config([server(b, 1)], pool={"queue_timeout": "10s"}))
+    # the first holds the slot 1.5 s, time enough to queue the others one
+    # by one on a busy machine; they then take 100 ms each
+    targets = ["/delay/1500?n=0"] + ["/delay/100?n=%d" % i for i in range(1, 5)]
     clients = []
-    for i in range(5):  # each sent once the one before holds the slot or waits
+    for i, target in enumerate(targets):  # each once the one before holds the slot or waits
         c = RawClient(s.port(), timeout=20)
-        c.send(("GET /n%d HTTP/1.1\r\nHost: x\r\n\r\n" % i).encode())
+        c.send(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target).encode())
         clients.append(c)
         if i == 0:
             assert b.wait_requests(1)
@@ -168,7 +170,17 @@ def test_the_queue_is_first_come_first_served(env):
     for c in clients:
         assert c.read_response().status == 200
         c.close()
-    assert [r.path for r in b.requests] == ["/n%d" % i for i in range(5)]
+    assert [r.target for r in b.requests] == targets
+    # the access log says how long each waited: the first not at all, the
+    # later ones longer
+    lines, _ = s.access_log(expect=5)
+    waits = {}
+    for l in lines:
+        waits.setdefault(l["path"], []).append(l.get("queue_s"))
+    assert waits["/delay/1500"] == [None], lines
+    queued = sorted(waits["/delay/100"])
+    assert len(queued) == 4 and queued[0] > 0.3, lines
+    assert all(l["duration_s"] >= (l.get("queue_s") or 0) for l in lines), lines
 
 
 def test_a_request_that_waits_longer_than_queue_timeout_gets_503(env):
