@@ -178,7 +178,8 @@ int api_pools_get(const admin_request_t *req, admin_response_t *res, void *ud)
                                              : json_string(a->conf->pools[pc->backup].name));
         json_object_set_new(o, "failovers", json_integer((json_int_t)ps->failovers));
         json_object_set_new(o, "usable", json_integer((json_int_t)state_pool_usable(ps, now)));
-        json_object_set_new(o, "queued", json_integer(gateway_pool_queued(a->gateway, a->state, p)));
+        json_object_set_new(o, "queued",
+                            json_integer(gateway_pool_queued(a->gateway, a->state, p)));
         json_t *servers = json_array();
         for (size_t i = 0; i < ps->nservers; i++)
             json_array_append_new(servers, server_json(a, p, i, now));

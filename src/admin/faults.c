@@ -149,8 +149,8 @@ static void full_servers(faults_t *f, size_t p, pool_state_t *ps, faults_event_c
     }
 }
 
-void faults_tick(faults_t *f, gateway_t *g, state_t *state, uint64_t now,
-                 faults_event_cb cb, void *ud)
+void faults_tick(faults_t *f, gateway_t *g, state_t *state, uint64_t now, faults_event_cb cb,
+                 void *ud)
 {
     const conf_t *conf = f->conf;
     for (size_t p = 0; conf && p < conf->npools && p < state->npools; p++) {

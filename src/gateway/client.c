@@ -770,8 +770,7 @@ static int tx_connect(client_t *c, const buf_t *head, int fail_status, bool retr
              * down; the request waits for a slot (queue_timeout), and when
              * it may not, another attempt soon may well get in */
             uint64_t timeout = c->w->conf->pools[c->tx.pool].queue_timeout_ms;
-            if (timeout && (!c->tx.queued_ms ||
-                            loop_now(c->w->loop) - c->tx.queued_ms < timeout))
+            if (timeout && (!c->tx.queued_ms || loop_now(c->w->loop) - c->tx.queued_ms < timeout))
                 return client_queue_add(c, c->tx.pool);
             STAT_INC(c->w->stats->pools[c->tx.pool].busy);
             snprintf(c->tx.extra, sizeof(c->tx.extra), "Retry-After: 1\r\n");

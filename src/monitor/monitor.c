@@ -80,8 +80,7 @@ static bool own_source(const conf_objective_t *oc)
 }
 
 /* The store source objective oc's history is kept under. */
-static void objective_source(const monitor_t *m, const conf_objective_t *oc, char *buf,
-                             size_t len)
+static void objective_source(const monitor_t *m, const conf_objective_t *oc, char *buf, size_t len)
 {
     if (oc->source_kind != CONF_SLO_SOURCE_MONITOR)
         snprintf(buf, len, "%s", oc->source);
