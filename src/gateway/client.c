@@ -512,12 +512,6 @@ static uint64_t request_hash_key(const client_t *c, const conf_pool_t *pc,
     return balance_hash_bytes(v.p, v.len);
 }
 
-/* Whether a server is below its max_inflight (a hint: tx_connect reserves). */
-static bool server_has_room(const server_state_t *ss, unsigned max)
-{
-    return !max || __atomic_load_n(&ss->inflight, __ATOMIC_RELAXED) < max;
-}
-
 /* A usable server not tried yet by this transaction: from the pool that
  * serves the route's pool now (itself, or its backup after a failover), then
  * down that pool's backup chain, so that a retry can reach the DR pool
@@ -542,7 +536,8 @@ static server_t *pick_server(client_t *c)
             bool ok = state_server_usable(&ps->servers[i], now) &&
                       !was_tried(c, &w->pools[cur].servers[i]);
             open |= ok;
-            w->usable[i] = ok && server_has_room(&ps->servers[i], pc->servers[i].max_inflight);
+            w->usable[i] =
+                ok && state_server_has_room(&ps->servers[i], pc->servers[i].max_inflight);
             any |= w->usable[i];
         }
         if (open && !any) {
@@ -765,17 +760,8 @@ static int tx_connect(client_t *c, const buf_t *head, int fail_status, bool retr
 {
     for (;;) {
         server_t *srv = pick_server(c);
-        if (!srv && c->tx.busy && !c->tx.ntried) {
-            /* the servers are all at max_inflight: the pool is busy, not
-             * down; the request waits for a slot (queue_timeout), and when
-             * it may not, another attempt soon may well get in */
-            uint64_t timeout = c->w->conf->pools[c->tx.pool].queue_timeout_ms;
-            if (timeout && (!c->tx.queued_ms || loop_now(c->w->loop) - c->tx.queued_ms < timeout))
-                return client_queue_add(c, c->tx.pool);
-            STAT_INC(c->w->stats->pools[c->tx.pool].busy);
-            snprintf(c->tx.extra, sizeof(c->tx.extra), "Retry-After: 1\r\n");
-            return tx_fail(c, 503);
-        }
+        if (!srv && c->tx.busy && !c->tx.ntried)
+            return client_queue_wait(c); /* all at max_inflight: busy, not down */
         if (!srv) {
             /* nothing usable at all: 503; every server tried: the failure's own status */
             if (!c->tx.ntried)

@@ -42,20 +42,30 @@ static bool pool_has_room(const worker_t *w, size_t pool, uint64_t now)
         if (!state_server_usable(&ps->servers[i], now))
             continue;
         open = true;
-        unsigned max = pc->servers[i].max_inflight;
-        if (!max || __atomic_load_n(&ps->servers[i].inflight, __ATOMIC_RELAXED) < max)
+        if (state_server_has_room(&ps->servers[i], pc->servers[i].max_inflight))
             return true;
     }
     return !open;
 }
 
-int client_queue_add(client_t *c, size_t pool)
+/* The pool stayed busy for as long as the request may wait: 503, and
+ * another attempt soon may well get in. */
+static int busy(client_t *c)
+{
+    STAT_INC(c->w->stats->pools[c->tx.pool].busy);
+    snprintf(c->tx.extra, sizeof(c->tx.extra), "Retry-After: 1\r\n");
+    return client_fail(c, 503);
+}
+
+int client_queue_wait(client_t *c)
 {
     worker_t *w = c->w;
-    uint64_t now = loop_now(w->loop);
-    if (!c->tx.queued_ms)
-        c->tx.queued_ms = now;
-    uint64_t timeout = w->conf->pools[pool].queue_timeout_ms, waited = now - c->tx.queued_ms;
+    size_t pool = c->tx.pool;
+    uint64_t now = loop_now(w->loop), since = c->tx.queued_ms ? c->tx.queued_ms : now;
+    uint64_t timeout = w->conf->pools[pool].queue_timeout_ms, waited = now - since;
+    if (waited >= timeout)
+        return busy(c); /* queue_timeout 0: never queued, no queue_s in the log */
+    c->tx.queued_ms = since;
     c->state = CL_QUEUED;
     /* the head is parsed again when its turn comes: what the first pass
      * did (counting, the shield's request checks) must not happen twice */
@@ -63,7 +73,7 @@ int client_queue_add(client_t *c, size_t pool)
     list_insert_tail(&w->queued, &c->qlink);
     w->nqueued++;
     STAT_INC(w->stats->pools[pool].queued);
-    loop_timer_start(w->loop, &c->timer, waited < timeout ? timeout - waited : 0);
+    loop_timer_start(w->loop, &c->timer, timeout - waited);
     if (!loop_timer_active(&w->queue_timer))
         loop_timer_start(w->loop, &w->queue_timer, QUEUE_POLL_MS);
     return STEP_IDLE;
@@ -82,9 +92,7 @@ void client_queue_remove(client_t *c)
 int client_queue_expired(client_t *c)
 {
     client_queue_remove(c);
-    STAT_INC(c->w->stats->pools[c->tx.pool].busy);
-    snprintf(c->tx.extra, sizeof(c->tx.extra), "Retry-After: 1\r\n");
-    return client_fail(c, 503);
+    return busy(c);
 }
 
 void client_queue_kick(worker_t *w)

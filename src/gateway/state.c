@@ -148,6 +148,11 @@ bool state_server_reserve(server_state_t *s, unsigned max)
     return true;
 }
 
+bool state_server_has_room(const server_state_t *s, unsigned max)
+{
+    return !max || LOAD(s->inflight) < max;
+}
+
 void state_server_release(server_state_t *s, unsigned max)
 {
     if (max)

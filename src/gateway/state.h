@@ -94,6 +94,8 @@ bool state_report_failure(pool_state_t *p, server_state_t *s, const conf_outlier
 /* Workers: takes one of the server's max slots (max 0: no limit, always
  * true); false when it is full. state_server_release() gives it back. */
 bool state_server_reserve(server_state_t *s, unsigned max);
+/* Whether a slot is free now (a hint for the pick: reserving is the truth). */
+bool state_server_has_room(const server_state_t *s, unsigned max);
 void state_server_release(server_state_t *s, unsigned max);
 /* Control thread: the most requests the server had at once since the last
  * call, and starts the next period from the count now. */

@@ -275,16 +275,18 @@ int client_dechunk_next(http_chunked_t *ch, const char *p, size_t len, size_t *r
                         size_t *ret_off, size_t *ret_len, http_reject_t *ret_reason);
 
 /* client_queue.c: requests waiting for a max_inflight slot. */
-/* Holds c's request (its head stays in c->in) until the pool has room or
- * its queue_timeout passes; a step result (STEP_IDLE). */
-int client_queue_add(client_t *c, size_t pool);
+/* Every usable server of c's pool is at max_inflight: holds c's request
+ * (its head stays in c->in) until the pool has room, or answers 503 with
+ * Retry-After once queue_timeout has passed since it first waited (at once
+ * with queue_timeout 0). A step result. */
+int client_queue_wait(client_t *c);
 /* Takes c out of the queue (closing, or its wait ended). */
 void client_queue_remove(client_t *c);
 /* queue_timer: hands waiting requests, oldest first, to pools with room. */
 void client_queue_timer_cb(loop_t *loop, loop_timer_t *t);
 /* A slot of a server of this worker came free: look at the queue soon. */
 void client_queue_kick(worker_t *w);
-/* c's wait is over (queue_timeout): 503 with Retry-After. A step result. */
+/* c's timer fired while it waited (queue_timeout): 503. A step result. */
 int client_queue_expired(client_t *c);
 
 /* client_tls.c: TLS on the client side (see there for readiness rules). */
