@@ -108,16 +108,8 @@ fi
 ninja -C "$BUILD" bench/probe_bench >/dev/null
 PROBE_BENCH=$BUILD/bench/probe_bench
 
-TMP=$(mktemp -d /tmp/surety-monitors.XXXXXX)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    if [ -n "${BENCH_KEEP:-}" ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. bench/tmpdir.sh
+bench_tmpdir surety-monitors
 
 # --- the targets: nginx, 1 worker, on its own CPU -------------------------------
 URLS=()

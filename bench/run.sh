@@ -92,16 +92,8 @@ else
     echo "note: 1 CPU: proxy, backend and wrk share it; numbers are not comparable to 2-CPU runs" >&2
 fi
 
-TMP=$(mktemp -d /tmp/surety-bench.XXXXXX)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    if [ -n "${BENCH_KEEP:-}" ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. bench/tmpdir.sh
+bench_tmpdir surety-bench
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "bench: $1 not found (make bench installs it)" >&2; exit 1; }; }
 need "$WRK"

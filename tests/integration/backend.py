@@ -224,12 +224,7 @@ class Backend:
 
     def _serve(self, conn):
         if self.tls and not self._tls_accept(conn):
-            with self.lock:
-                self.open_connections -= 1
-            try:
-                conn.sock.close()
-            except OSError:
-                pass
+            self._closed(conn)
             return
         try:
             index = 0
@@ -260,12 +255,16 @@ class Backend:
             with self.lock:
                 self.errors.append("conn %d: handler raised %r" % (conn.id, e))
         finally:
-            with self.lock:
-                self.open_connections -= 1
-            try:
-                conn.sock.close()
-            except OSError:
-                pass
+            self._closed(conn)
+
+    def _closed(self, conn):
+        """The connection is done: no longer open, its socket closed."""
+        with self.lock:
+            self.open_connections -= 1
+        try:
+            conn.sock.close()
+        except OSError:
+            pass
 
     def _finish_body(self, req):
         req.complete = True
